@@ -1,0 +1,42 @@
+"""ganlab: plugin-based GAN experiments on Keras 3, queued and compared."""
+
+from ganlab.errors import (
+    ConfigError,
+    DatasetUnavailable,
+    GanlabError,
+    PluginError,
+    PluginValidationError,
+)
+from ganlab.hookspecs import hookimpl
+from ganlab.params import Param
+from ganlab.specs import (
+    ArchitectureSpec,
+    BuildContext,
+    DataInfo,
+    DatasetSpec,
+    ImageData,
+    LossSpec,
+    RegularizerContext,
+    TrainingDefaults,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchitectureSpec",
+    "BuildContext",
+    "ConfigError",
+    "DataInfo",
+    "DatasetSpec",
+    "DatasetUnavailable",
+    "GanlabError",
+    "ImageData",
+    "LossSpec",
+    "Param",
+    "PluginError",
+    "PluginValidationError",
+    "RegularizerContext",
+    "TrainingDefaults",
+    "hookimpl",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+from ganlab.cli import main
+
+main()

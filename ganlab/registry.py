@@ -1,0 +1,324 @@
+"""The plugin engine: finds plugins, collects their specs, answers look-ups.
+
+Three routes, all through one pluggy ``PluginManager``:
+
+1. built-in plugins (``ganlab.builtin.DEFAULT_PLUGINS``), registered exactly
+   like third-party ones;
+2. installed packages exposing the entry-point group ``ganlab``;
+3. every ``*.py`` file in a local plugins folder (``./plugins`` by default,
+   ``--plugins-dir`` or ``GANLAB_PLUGINS_DIR``), loaded by path.
+
+Nothing happens at import time: :func:`load_plugins` does the work once.
+A plugin that fails to import, misspells a hook or registers a bad spec is
+recorded as a problem instead of taking the others down; asking for a name it
+may have provided raises that problem's message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import pluggy
+
+from ganlab import hookspecs
+from ganlab.errors import PluginError
+from ganlab.params import suggest
+from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
+
+Spec = Union[ArchitectureSpec, DatasetSpec, LossSpec]
+KINDS: dict[str, tuple[str, type]] = {
+    "architecture": ("register_architectures", ArchitectureSpec),
+    "dataset": ("register_datasets", DatasetSpec),
+    "loss": ("register_losses", LossSpec),
+}
+ENTRY_POINT_GROUP = "ganlab"
+PLUGINS_DIR_ENV = "GANLAB_PLUGINS_DIR"
+DEFAULT_PLUGINS_DIR = "plugins"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered spec and where it came from."""
+
+    kind: str
+    name: str
+    spec: Spec
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "source": self.source,
+            "description": self.spec.description,
+            "reference": self.spec.reference,
+            "conditional": getattr(self.spec, "conditional", None),
+            "params": [p.to_dict() for p in self.spec.params],
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A plugin that could not be used; ``message`` is a one-line error."""
+
+    source: str
+    message: str
+    stem: str | None = None  # file or entry-point name, to match look-ups
+
+
+class Registry:
+    """Owns the plugin manager and the name -> spec tables."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._sources: dict[str, str] = {}  # pluggy plugin name -> human source
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self._clashes: dict[tuple[str, str], str] = {}
+        self.problems: list[Problem] = []
+        self._loaded = False
+
+    # ------------------------------------------------------------------ loading
+
+    def load(
+        self,
+        plugins_dir: str | os.PathLike[str] | None = None,
+        *,
+        builtins: bool = True,
+        entry_points: bool = True,
+    ) -> Registry:
+        """Discover plugins by every route and collect their specs (idempotent)."""
+        if self._loaded:
+            return self
+        self._loaded = True
+        if builtins:
+            from ganlab.builtin import DEFAULT_PLUGINS
+
+            for modname in DEFAULT_PLUGINS:
+                self.add_plugin(importlib.import_module(modname), name=modname, source="builtin")
+        if entry_points:
+            self._load_entry_points()
+        directory = resolve_plugins_dir(plugins_dir)
+        if directory is not None:
+            self._load_directory(directory)
+        self.collect()
+        return self
+
+    def add_plugin(self, plugin: object, *, name: str, source: str, stem: str | None = None) -> bool:
+        """Register one plugin object; record a problem and return False if it breaks the contract."""
+        if self.pm.get_plugin(name) is not None or self.pm.is_blocked(name):
+            return False
+        self.pm.register(plugin, name=name)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name)
+            self.problems.append(Problem(source, f"plugin {source}: {_misspelt_hook_message(plugin, exc)}", stem))
+            return False
+        self._sources[name] = source
+        return True
+
+    def _load_entry_points(self) -> None:
+        # One loop per entry point rather than pm.load_setuptools_entrypoints:
+        # a broken package must not hide the others, and each needs its source.
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP:
+                    continue
+                dist_name = dist.metadata["name"]
+                source = f"package {dist_name} {dist.version}"
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+                    self.problems.append(
+                        Problem(source, f"plugin package {dist_name} ({ep.value}) failed to import: {_exc_line(exc)}", ep.name)
+                    )
+                    continue
+                self.add_plugin(plugin, name=ep.name, source=source, stem=ep.name)
+
+    def _load_directory(self, directory: Path) -> None:
+        for path in sorted(directory.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            source = str(path)
+            modname = f"ganlab_local_plugins.{path.stem}"
+            try:
+                spec = importlib.util.spec_from_file_location(modname, path)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[modname] = module
+                spec.loader.exec_module(module)
+            except Exception as exc:  # noqa: BLE001 - report, keep loading the rest
+                sys.modules.pop(modname, None)
+                self.problems.append(Problem(source, f"plugin file {path} failed to import: {_exc_line(exc)}", path.stem))
+                continue
+            self.add_plugin(module, name=f"file:{path.resolve()}", source=source, stem=path.stem)
+
+    def collect(self) -> None:
+        """Ask every registered plugin for its specs."""
+        for kind, (hook_name, spec_type) in KINDS.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                source = self._sources.get(impl.plugin_name, impl.plugin_name)
+                try:
+                    returned = impl.function(register=self._registrar(kind, spec_type, source, hook_name))
+                except _BadRegistration as exc:
+                    self.problems.append(Problem(source, str(exc), _stem(source)))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a crashing hook is the plugin's fault
+                    self.problems.append(
+                        Problem(source, f"plugin {source}: {hook_name} raised {_exc_line(exc)}", _stem(source))
+                    )
+                    continue
+                if returned is not None:
+                    self.problems.append(
+                        Problem(
+                            source,
+                            f"plugin {source}: {hook_name} returned a {type(returned).__name__}; "
+                            f"it must call register({spec_type.__name__}(...)) and return nothing",
+                            _stem(source),
+                        )
+                    )
+
+    def _registrar(self, kind: str, spec_type: type, source: str, hook_name: str) -> Callable[[Spec], None]:
+        table = self._entries[kind]
+
+        def register(spec: Spec) -> None:
+            if not isinstance(spec, spec_type):
+                raise _BadRegistration(
+                    f"plugin {source}: {hook_name} registered a {type(spec).__name__}; "
+                    f"expected ganlab.{spec_type.__name__}"
+                )
+            key = (kind, spec.name)
+            if key in self._clashes:
+                self._clashes[key] += f", {source}"
+                return
+            if spec.name in table:
+                first = table.pop(spec.name).source
+                self._clashes[key] = f"{first} and {source}"
+                return
+            table[spec.name] = Entry(kind, spec.name, spec, source)
+
+        return register
+
+    # ------------------------------------------------------------------- look-up
+
+    def entries(self, kind: str | None = None) -> list[Entry]:
+        kinds = [kind] if kind else list(KINDS)
+        return [e for k in kinds for e in sorted(self._entries[k].values(), key=lambda e: e.name)]
+
+    def clash_messages(self) -> list[str]:
+        return [
+            f"{kind} name {name!r} is registered by both {sources}; rename one of them"
+            for (kind, name), sources in sorted(self._clashes.items())
+        ]
+
+    def find(self, name: str) -> list[Entry]:
+        """Every entry called ``name``, of any kind."""
+        return [t[name] for t in self._entries.values() if name in t]
+
+    def get(self, kind: str, name: str) -> Spec:
+        """Return the spec registered as ``name``, or raise a one-line PluginError."""
+        if kind not in KINDS:
+            raise PluginError(f"unknown plugin kind {kind!r}; use one of {', '.join(KINDS)}")
+        table = self._entries[kind]
+        if name in table:
+            return table[name].spec
+        if (kind, name) in self._clashes:
+            raise PluginError(f"{kind} name {name!r} is registered by both {self._clashes[(kind, name)]}; rename one of them")
+        problem = self.problem_for(name)
+        if problem is not None:
+            raise PluginError(problem.message)
+        known = ", ".join(sorted(table)) or "none"
+        hint = suggest(name, table)
+        broken = f" ({len(self.problems)} plugin(s) failed to load: see 'ganlab plugins')" if self.problems else ""
+        raise PluginError(f"unknown {kind} {name!r}{hint} (available: {known}){broken}")
+
+    def problem_for(self, name: str) -> Problem | None:
+        """The load problem of the plugin file or package that ``name`` most likely came from."""
+        wanted = name.replace("-", "_")
+        for problem in self.problems:
+            if problem.stem is not None and problem.stem.replace("-", "_") == wanted:
+                return problem
+        return None
+
+    def architecture(self, name: str) -> ArchitectureSpec:
+        return self.get("architecture", name)  # type: ignore[return-value]
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return self.get("dataset", name)  # type: ignore[return-value]
+
+    def loss(self, name: str) -> LossSpec:
+        return self.get("loss", name)  # type: ignore[return-value]
+
+
+class _BadRegistration(Exception):
+    pass
+
+
+def _exc_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _stem(source: str) -> str | None:
+    return Path(source).stem if source.endswith(".py") else None
+
+
+def _misspelt_hook_message(plugin: object, exc: pluggy.PluginValidationError) -> str:
+    known = [n for n in dir(hookspecs) if n.startswith("register_")]
+    for attr in _hookimpl_names(plugin):
+        if attr not in known:
+            return f"hook {attr!r} is not a ganlab hook{suggest(attr, known)} (hooks: {', '.join(known)})"
+    return str(exc).splitlines()[0]
+
+
+def _hookimpl_names(plugin: object) -> Iterable[str]:
+    for attr in dir(plugin):
+        fn = getattr(plugin, attr, None)
+        if callable(fn) and hasattr(fn, f"{hookspecs.PROJECT}_impl"):
+            yield attr
+
+
+def resolve_plugins_dir(plugins_dir: str | os.PathLike[str] | None) -> Path | None:
+    """The folder to load, or None. A folder the user named must exist."""
+    if plugins_dir is None:
+        plugins_dir = os.environ.get(PLUGINS_DIR_ENV) or None
+        if plugins_dir is None:
+            default = Path(DEFAULT_PLUGINS_DIR)
+            return default if default.is_dir() else None
+    path = Path(plugins_dir)
+    if not path.is_dir():
+        raise PluginError(f"plugins dir {str(path)!r} does not exist; create it or point --plugins-dir/{PLUGINS_DIR_ENV} at a folder")
+    return path
+
+
+_cache: dict[str | None, Registry] = {}
+
+
+def load_plugins(plugins_dir: str | os.PathLike[str] | None = None) -> Registry:
+    """Return the registry for ``plugins_dir``, loading it on first use (idempotent)."""
+    directory = resolve_plugins_dir(plugins_dir)
+    key = str(directory.resolve()) if directory is not None else None
+    if key not in _cache:
+        registry = Registry()
+        registry.load(directory if directory is not None else None, entry_points=True)
+        _cache[key] = registry
+    return _cache[key]
+
+
+def reset_cache() -> None:
+    """Forget loaded registries (tests, or after installing a plugin)."""
+    _cache.clear()
+    for name in [m for m in sys.modules if m.startswith("ganlab_local_plugins.")]:
+        del sys.modules[name]
+
+
+__all__ = ["Entry", "Problem", "Registry", "load_plugins", "reset_cache", "resolve_plugins_dir", "KINDS"]

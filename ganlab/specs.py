@@ -1,0 +1,286 @@
+"""The objects plugins hand to ganlab: the public contract of every plugin kind.
+
+A plugin builds one of these spec objects and passes it to the ``register``
+callback its hook receives (see :mod:`ganlab.hookspecs`). Specs are plain,
+frozen dataclasses: the engine owns the registry, plugins only describe.
+
+Calling conventions, for every Keras backend:
+
+* an unconditional generator maps ``z`` of shape ``(batch, latent_dim)`` to
+  images ``(batch, H, W, C)`` in ``[-1, 1]``; a conditional one takes
+  ``[z, labels]`` with integer labels of shape ``(batch,)``;
+* an unconditional discriminator maps images to logits ``(batch, 1)``; a
+  conditional one takes ``[images, labels]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ganlab.params import Param
+
+if TYPE_CHECKING:  # keras is imported lazily: listing plugins must not start a backend
+    import keras
+
+__all__ = [
+    "ArchitectureSpec",
+    "BuildContext",
+    "DataInfo",
+    "DatasetSpec",
+    "ImageData",
+    "LossSpec",
+    "RegularizerContext",
+    "TrainingDefaults",
+]
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
+        raise TypeError(f"{kind} name {name!r} must be lower-case letters, digits, '-' or '_'")
+
+
+def _check_params(kind: str, name: str, params: tuple[Param, ...]) -> tuple[Param, ...]:
+    params = tuple(params)
+    seen: set[str] = set()
+    for p in params:
+        if not isinstance(p, Param):
+            raise TypeError(f"{kind} {name!r}: params must be ganlab.Param objects, got {type(p).__name__}")
+        if p.name in seen:
+            raise TypeError(f"{kind} {name!r}: hyperparameter {p.name!r} declared twice")
+        seen.add(p.name)
+    return params
+
+
+# ----------------------------------------------------------------- architectures
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What an architecture needs to size its networks.
+
+    Attributes:
+        image_shape: ``(H, W, C)`` of the dataset's images.
+        num_classes: number of classes, or ``None`` for unconditional training.
+        latent_dim: length of the noise vector ``z``.
+        hparams: the architecture's resolved hyperparameters (defaults filled).
+    """
+
+    image_shape: tuple[int, int, int]
+    num_classes: int | None
+    latent_dim: int
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return self.image_shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.image_shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[2]
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """A generator/discriminator pair.
+
+    Args:
+        name: registry key, e.g. ``"dcgan"``.
+        description: one line for ``ganlab plugins``.
+        build_generator: ``ctx -> keras.Model`` (see module docstring for the call signature).
+        build_discriminator: ``ctx -> keras.Model`` returning one logit per image.
+        params: declared hyperparameters.
+        reference: the paper, e.g. ``"Radford et al. 2016, arXiv:1511.06434"``.
+        conditional: the networks take class labels (the dataset must have labels).
+        check_shape: optional ``(H, W, C) -> None | str``; returns why this
+            architecture cannot handle that image shape, checked at enqueue time.
+    """
+
+    name: str
+    description: str
+    build_generator: Callable[[BuildContext], keras.Model]
+    build_discriminator: Callable[[BuildContext], keras.Model]
+    params: tuple[Param, ...] = ()
+    reference: str = ""
+    conditional: bool = False
+    check_shape: Callable[[tuple[int, int, int]], str | None] | None = None
+
+    kind = "architecture"
+
+    def __post_init__(self) -> None:
+        _check_name(self.kind, self.name)
+        object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
+        if not callable(self.build_generator) or not callable(self.build_discriminator):
+            raise TypeError(f"architecture {self.name!r}: build_generator and build_discriminator must be callables")
+
+
+# ---------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """What a dataset's ``load`` returns.
+
+    Args:
+        images: uint8 array ``(N, H, W, C)`` with C in {1, 3}; may be a ``np.memmap``.
+        labels: integer class ids ``(N,)``, or ``None`` for an unlabelled set.
+        class_names: names for the label ids, if known.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        imgs = self.images
+        if not isinstance(imgs, np.ndarray) or imgs.dtype != np.uint8 or imgs.ndim != 4:
+            got = f"{getattr(imgs, 'dtype', type(imgs).__name__)} array of shape {getattr(imgs, 'shape', '?')}"
+            raise TypeError(f"dataset images must be a uint8 array (N, H, W, C), got {got}")
+        if imgs.shape[-1] not in (1, 3):
+            raise TypeError(f"dataset images must have 1 or 3 channels, got shape {imgs.shape}")
+        if len(imgs) == 0:
+            raise TypeError("dataset has no images")
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if labels.shape != (len(imgs),) or not np.issubdtype(labels.dtype, np.integer):
+                raise TypeError(f"dataset labels must be integers of shape ({len(imgs)},), got {labels.dtype} {labels.shape}")
+            if labels.min() < 0:
+                raise TypeError("dataset labels must be >= 0")
+            object.__setattr__(self, "labels", labels.astype(np.int32, copy=False))
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.labels is None:
+            return None
+        if self.class_names is not None:
+            return len(self.class_names)
+        return int(self.labels.max()) + 1
+
+    def info(self) -> DataInfo:
+        return DataInfo(self.image_shape, self.num_classes, len(self.images))
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Shape facts about a dataset, known without loading every image."""
+
+    image_shape: tuple[int, int, int]
+    num_classes: int | None
+    num_examples: int
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A source of training images.
+
+    Args:
+        name: registry key, e.g. ``"digits"``.
+        description: one line for ``ganlab plugins``.
+        load: ``params -> ImageData``; raise :class:`ganlab.DatasetUnavailable`
+            with a one-line fix when the data is not on this machine.
+        params: declared parameters (e.g. ``path``, ``size``).
+        reference: where the data comes from.
+        describe: optional cheap ``params -> DataInfo`` used to validate at
+            enqueue time without loading every image; raises
+            ``DatasetUnavailable`` like ``load``. Without it, ``load`` is used.
+    """
+
+    name: str
+    description: str
+    load: Callable[[Mapping[str, Any]], ImageData]
+    params: tuple[Param, ...] = ()
+    reference: str = ""
+    describe: Callable[[Mapping[str, Any]], DataInfo] | None = None
+
+    kind = "dataset"
+
+    def __post_init__(self) -> None:
+        _check_name(self.kind, self.name)
+        object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
+        if not callable(self.load):
+            raise TypeError(f"dataset {self.name!r}: load must be a callable")
+
+
+# ------------------------------------------------------------------------ losses
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """Training settings a loss recommends; the user may override each one."""
+
+    n_critic: int = 1
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+
+
+@dataclass
+class RegularizerContext:
+    """Handed to a loss's regulariser inside the discriminator's step.
+
+    Attributes:
+        real: real images ``(B, H, W, C)``.
+        fake: generated images, same shape.
+        labels: class labels or ``None``.
+        discriminator: ``images -> logits`` with labels already bound.
+        input_gradient: ``(fn, x) -> d sum(fn(x)) / dx``, implemented by the
+            engine for the active backend so plugins stay backend-free.
+        seed: a stateless seed for ``keras.random`` calls (e.g. interpolation).
+    """
+
+    real: Any
+    fake: Any
+    labels: Any
+    discriminator: Callable[[Any], Any]
+    input_gradient: Callable[[Callable[[Any], Any], Any], Any]
+    seed: Any = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """An adversarial objective.
+
+    Args:
+        name: registry key, e.g. ``"hinge"``.
+        description: one line for ``ganlab plugins``.
+        discriminator_loss: ``(real_logits, fake_logits, params) -> scalar``.
+        generator_loss: ``(fake_logits, params) -> scalar``.
+        params: declared parameters (e.g. ``gp_weight``).
+        reference: the paper.
+        regularizer: optional ``(RegularizerContext, params) -> scalar`` added
+            to the discriminator loss (gradient penalty, R1).
+        defaults: recommended training settings.
+    """
+
+    name: str
+    description: str
+    discriminator_loss: Callable[[Any, Any, Mapping[str, Any]], Any]
+    generator_loss: Callable[[Any, Mapping[str, Any]], Any]
+    params: tuple[Param, ...] = ()
+    reference: str = ""
+    regularizer: Callable[[RegularizerContext, Mapping[str, Any]], Any] | None = None
+    defaults: TrainingDefaults = field(default_factory=TrainingDefaults)
+
+    kind = "loss"
+
+    def __post_init__(self) -> None:
+        _check_name(self.kind, self.name)
+        object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
+        if not callable(self.discriminator_loss) or not callable(self.generator_loss):
+            raise TypeError(f"loss {self.name!r}: discriminator_loss and generator_loss must be callables")
