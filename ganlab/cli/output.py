@@ -13,8 +13,8 @@ from rich.table import Table
 
 
 def console() -> Console:
-    # A fresh console per call so CliRunner's captured stdout is honoured.
-    return Console(file=click.get_text_stream("stdout"), soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    # A fresh console per call: CliRunner swaps sys.stdout, and tests read it.
+    return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
