@@ -1,0 +1,1 @@
+"""Comparing runs: TensorBoard launching and the terminal comparison table."""

@@ -1,0 +1,71 @@
+"""Classifying how a training child ended: the status to store and whether to retry."""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ganlab.worker.channel import EXIT_DIVERGED, EXIT_STOPPED, EXIT_SUCCEEDED
+
+_OOM = re.compile(r"(out of memory|ResourceExhausted|RESOURCE_EXHAUSTED|MemoryError|OOM when allocating)", re.I)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``status`` is a queue status or ``"stopped"`` (back to the queue, resume later)."""
+
+    status: str
+    reason: str
+    retryable: bool = False
+    error: str | None = None
+    metrics: dict[str, Any] | None = None
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file (what a user needs to see first)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def classify(returncode: int, result: dict[str, Any] | None, log_tail: str) -> Outcome:
+    """Decide what a child's end means for its experiment."""
+    if result is not None and returncode in (EXIT_SUCCEEDED, EXIT_DIVERGED, EXIT_STOPPED):
+        status = result.get("status", "failed")
+        metrics = result.get("metrics") or {}
+        if status == "succeeded":
+            return Outcome("succeeded", "finished", metrics=metrics)
+        if status == "diverged":
+            error = result.get("error") or f"loss became NaN/Inf at step {result.get('step')}"
+            return Outcome("diverged", "diverged", error=error, metrics=metrics)
+        if status == "stopped":
+            return Outcome("stopped", "stopped on request", metrics=metrics)
+    if returncode < 0:
+        sig = -returncode
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        hint = " (often the out-of-memory killer)" if sig == signal.SIGKILL else ""
+        reason = f"killed by signal {sig} ({name}){hint}"
+        return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
+    oom = _OOM.search(log_tail)
+    if oom:
+        line = next((ln for ln in reversed(log_tail.splitlines()) if _OOM.search(ln)), oom.group(0))
+        reason = f"out of memory: {line.strip()[:200]}"
+        return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
+    if "Traceback (most recent call last)" in log_tail:
+        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
+        reason = f"Python exception: {last.strip()[:200]}"
+        return Outcome("failed", reason, error=log_tail)
+    last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
+    reason = f"exited with code {returncode}" + (f": {last.strip()[:200]}" if last else "")
+    return Outcome("failed", reason, error=log_tail or reason)

@@ -1,0 +1,78 @@
+"""Worker building blocks: GPU slots, the child report channel, and how a child's end is classified."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from ganlab.errors import ConfigError
+from ganlab.worker.channel import PipeReporter, ReportReader
+from ganlab.worker.gpus import parse_gpus, visible_gpus
+from ganlab.worker.outcome import classify
+
+
+def test_gpu_specs(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert visible_gpus() == ["2", "5"]
+    assert parse_gpus("auto") == ["2", "5"]
+    assert parse_gpus("0,1") == ["0", "1"]
+    assert parse_gpus("none") == [None]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert parse_gpus("auto") == [None]  # no GPU: one CPU slot
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("gpu0", "--gpus 'gpu0' is not valid; use auto, none, or GPU ids like 0,1"),
+    ("0,0", "--gpus '0,0' names a GPU twice; list each id once"),
+])
+def test_bad_gpu_specs(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_gpus(spec)
+
+
+def test_reports_cross_a_real_pipe_from_a_child_process():
+    read_fd, write_fd = os.pipe()
+    code = (
+        "import sys; from ganlab.worker.channel import PipeReporter;"
+        "r = PipeReporter(int(sys.argv[1])); r.on_start(0, 10);"
+        "r.on_progress(5, {'g': 1.5, 'd': 0.5}, 12.0, 768.0);"
+        "r.on_result('succeeded', 10, {'fd': 3.0}, None); r.close()"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(write_fd)], pass_fds=[write_fd])
+    os.close(write_fd)
+    reader = ReportReader(read_fd)
+    events = []
+    while not reader.closed:
+        events += reader.read()
+    child.wait()
+    assert [e["event"] for e in events] == ["start", "progress", "result"]
+    assert events[1]["losses"] == {"g": 1.5, "d": 0.5}
+    assert events[2]["metrics"] == {"fd": 3.0}
+
+
+def test_reporter_survives_a_dead_worker():
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    reporter = PipeReporter(write_fd)
+    reporter.on_progress(1, {"g": 0.0}, 1.0, 1.0)  # EPIPE must not kill training
+    reporter.on_progress(2, {"g": 0.0}, 1.0, 1.0)
+    reporter.close()
+
+
+def test_classification():
+    ok = classify(0, {"status": "succeeded", "metrics": {"fd": 1.0}}, "")
+    assert (ok.status, ok.metrics) == ("succeeded", {"fd": 1.0})
+    div = classify(3, {"status": "diverged", "step": 17, "error": None}, "")
+    assert div.status == "diverged" and "step 17" in div.error and not div.retryable
+    stopped = classify(4, {"status": "stopped", "step": 5}, "")
+    assert stopped.status == "stopped"
+    killed = classify(-signal.SIGKILL, None, "step 10")
+    assert killed.reason == "killed by signal 9 (SIGKILL) (often the out-of-memory killer)" and killed.retryable
+    oom = classify(1, None, "Traceback (most recent call last):\n...\ntensorflow.errors.ResourceExhaustedError: OOM when allocating tensor")
+    assert oom.reason.startswith("out of memory:") and oom.retryable
+    exc = classify(1, None, "Traceback (most recent call last):\n  File x\nValueError: bad shape")
+    assert exc.reason == "Python exception: ValueError: bad shape" and not exc.retryable
+    plain = classify(2, None, "Error: dataset 'folder' cannot be loaded")
+    assert plain.reason == "exited with code 2: Error: dataset 'folder' cannot be loaded" and not plain.retryable
