@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ class Param:
         low, high: inclusive bounds for numbers (``None``: unbounded).
         choices: the allowed values, if the set is closed.
         required: the user must give a value (e.g. a folder path).
+        is_path: a filesystem path; made absolute when resolved, because the
+            worker that runs the experiment may start in another directory.
     """
 
     name: str
@@ -43,6 +46,7 @@ class Param:
     high: float | None = None
     choices: tuple[Any, ...] | None = None
     required: bool = False
+    is_path: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -119,11 +123,13 @@ class Param:
                 except ValueError:
                     raise bad from None
             raise bad
-        if isinstance(value, str):
-            return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise bad
+            value = str(value)
+        if not isinstance(value, str):
+            raise bad
+        if self.is_path and value:
+            return os.path.abspath(os.path.expanduser(value))
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -38,3 +38,9 @@ def test_bad_values_are_one_line_errors(given, message):
         resolve_params(DECLARED, given, "architecture 'a'")
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_path_params_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    declared = (Param("path", str, None, "data", required=True, is_path=True),)
+    assert resolve_params(declared, {"path": "data/x.npz"}, "dataset 'npz'") == {"path": str(tmp_path / "data/x.npz")}
