@@ -133,7 +133,8 @@ def test_unknown_name_suggests_a_close_match(registry):
         registry.architecture("fake-ach")
 
 
-def test_builtins_load_like_any_plugin():
+def test_builtins_load_like_any_plugin(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./plugins here: built-ins only
     reg = Registry().load(builtins=True, entry_points=False)
     from ganlab.builtin import DEFAULT_PLUGINS
 
