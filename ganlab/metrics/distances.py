@@ -1,0 +1,109 @@
+"""Distances between two sets of feature vectors: Fréchet distance and KID.
+
+Both take ``(N, D)`` arrays of features of real and generated images and are
+plain numpy/scipy, so a score means the same on every Keras backend.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.linalg
+
+__all__ = ["frechet_distance", "gaussian_stats", "kid"]
+
+
+def _as_features(name: str, feats: np.ndarray, min_rows: int) -> np.ndarray:
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < min_rows:
+        raise ValueError(f"{name} must be (N, D) features with N >= {min_rows}, got shape {feats.shape}")
+    if not np.isfinite(feats).all():
+        raise ValueError(f"{name} contains NaN or infinite values (did the generator diverge?)")
+    return feats
+
+
+def gaussian_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of ``(N, D)`` features."""
+    feats = _as_features("feats", feats, 2)
+    return feats.mean(axis=0), np.cov(feats, rowvar=False).reshape(feats.shape[1], feats.shape[1])
+
+
+def frechet_from_stats(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """``|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2))``, the Fréchet distance of two Gaussians."""
+    if mu1.shape != mu2.shape or cov1.shape != cov2.shape:
+        raise ValueError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
+    with warnings.catch_warnings():
+        # A singular product is handled below; scipy's warning about it would only be noise.
+        warnings.simplefilter("ignore")
+        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+    if not np.isfinite(covmean).all():
+        # Rank-deficient covariances (fewer samples than dimensions, dead units) can make
+        # sqrtm blow up; a small ridge, scaled to the features' variance, makes them regular.
+        eps = 1e-6 * max(np.trace(cov1), np.trace(cov2), 1e-12) / len(cov1)
+        ridge = eps * np.eye(len(cov1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            covmean = scipy.linalg.sqrtm((cov1 + ridge) @ (cov2 + ridge))
+    if np.iscomplexobj(covmean):
+        # The exact root of a product of PSD matrices has a real spectrum; imaginary parts
+        # are round-off unless they are large, which would mean the inputs are not covariances.
+        scale = max(1.0, float(np.abs(covmean.real).max()))
+        imaginary = float(np.abs(covmean.imag).max())
+        if imaginary > 1e-3 * scale:
+            raise ValueError(f"sqrtm produced a large imaginary part ({imaginary:.3g}); are the covariances PSD?")
+        covmean = covmean.real
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+    # Round-off can push a zero distance slightly negative.
+    return max(value, 0.0)
+
+
+def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula, Heusel et al. 2017)."""
+    mu_a, cov_a = gaussian_stats(_as_features("feats_a", feats_a, 2))
+    mu_b, cov_b = gaussian_stats(_as_features("feats_b", feats_b, 2))
+    return frechet_from_stats(mu_a, cov_a, mu_b, cov_b)
+
+
+def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def kid(
+    feats_a: np.ndarray,
+    feats_b: np.ndarray,
+    *,
+    subsets: int = 50,
+    subset_size: int = 500,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Kernel Inception Distance: unbiased MMD² with the kernel ``(x·y/d + 1)³``.
+
+    Averaged over ``subsets`` random subsets of ``subset_size`` rows from each
+    side (clipped to the smaller set), as in Bińkowski et al. 2018,
+    "Demystifying MMD GANs", arXiv:1801.01401.
+
+    Returns:
+        ``(mean, std)`` over the subsets. The estimate is unbiased, so it can
+        be slightly negative when both sets come from one distribution.
+    """
+    a = _as_features("feats_a", feats_a, 2)
+    b = _as_features("feats_b", feats_b, 2)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+    if subsets < 1 or subset_size < 2:
+        raise ValueError(
+            f"need subsets >= 1 and subset_size >= 2. Received: subsets={subsets}, subset_size={subset_size}"
+        )
+    m = min(subset_size, len(a), len(b))
+    rng = np.random.default_rng(seed)
+    scores = np.empty(subsets)
+    for i in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
+        # Unbiased: the diagonal k(x_i, x_i) terms are left out of the within-set means.
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        scores[i] = within - 2.0 * kxy.mean()
+    return float(scores.mean()), float(scores.std())
