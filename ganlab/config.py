@@ -8,6 +8,7 @@ the user typed things in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 from ganlab.errors import ConfigError, DatasetUnavailable, GanlabError
 from ganlab.params import Param, resolve_params, suggest
 from ganlab.registry import Registry
-from ganlab.specs import DataInfo, LossSpec
+from ganlab.specs import DataInfo, LossSpec, TrainingDefaults
 
 BACKENDS = ("tensorflow", "jax")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -26,9 +27,12 @@ SECTIONS = ("train", "arch", "dataset", "loss")
 
 def train_params(loss: LossSpec | None = None) -> tuple[Param, ...]:
     """Settings of the training loop; optimiser defaults come from the loss's recommendation."""
-    from ganlab.specs import TrainingDefaults
+    return _train_params(loss.defaults if loss is not None else TrainingDefaults())
 
-    d = loss.defaults if loss is not None else TrainingDefaults()
+
+@functools.lru_cache(maxsize=256)
+def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
+    # Cached per defaults: a sweep resolves thousands of configs, and building a Param checks its default.
     return (
         Param("steps", int, 1000, "generator updates to train for", low=1),
         Param("batch_size", int, 64, "images per batch", low=1, high=65536),

@@ -25,3 +25,27 @@ class ConfigError(GanlabError):
 
 class DatasetUnavailable(GanlabError):
     """A dataset cannot be loaded on this machine (missing file, no network)."""
+
+
+class StoreError(GanlabError):
+    """The experiment database is missing, unreadable or refused a change."""
+
+
+class NotFound(StoreError):
+    """No experiment (or worker) with the given id."""
+
+
+class IllegalTransition(StoreError):
+    """A status change the experiment lifecycle does not allow."""
+
+
+class SchemaMismatch(StoreError):
+    """The database was written by another schema version; the message names the fix."""
+
+
+class LeaseLost(StoreError):
+    """A worker's claim no longer holds: its fencing token was superseded or the run ended."""
+
+
+class DatabaseMissing(StoreError):
+    """No experiment database at the given place yet (read commands never create one)."""

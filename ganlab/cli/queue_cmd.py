@@ -1,0 +1,323 @@
+"""``ganlab queue``: add experiments and sweeps, list and inspect them, cancel, retry, remove, reprioritise."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
+from ganlab.cli.output import print_json, print_table, warn
+from ganlab.config import Resolver
+from ganlab.errors import ConfigError, DatabaseMissing
+from ganlab.store.database import display_url, sqlite_path
+from ganlab.store.models import STATUSES
+from ganlab.store.storage import (
+    ExperimentRecord,
+    ExperimentSummary,
+    NewExperiment,
+    Store,
+    check_tag,
+    utcnow,
+)
+from ganlab.sweep import Grid, Planned, expand, load_sweep_file, parse_seeds, split_list
+
+ERROR_TAIL_LINES = 20
+
+
+@click.group()
+@db_option
+def queue() -> None:
+    """Queue experiments in the experiment database and manage them."""
+
+
+def _open(ctx: click.Context, *, create: bool = False) -> Store:
+    return Store.open(db_url(ctx), create=create)
+
+
+# ------------------------------------------------------------------------- add
+
+
+@queue.command("add")
+@experiment_options
+@click.option("--name", default=None, help="Name (a sweep appends the varying values); default from the plugins.")
+@click.option("--priority", type=int, default=None, help="Higher runs first (default 0).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Label for filtering (list --tag, worker --tag). Repeatable.")
+@click.option("--seeds", default=None, metavar="S,S,...", help="Repeat every experiment with each of these seeds.")
+@click.option("-f", "--file", "sweep_file", default=None, metavar="SWEEP.toml", help="Read a sweep file (see docs/queue.md).")
+@click.option("--dry-run", is_flag=True, help="Print what would be queued; store nothing.")
+@click.option("--allow-duplicates", is_flag=True, help="Queue configs identical to queued, running or succeeded ones.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new ids, one per line.")
+@click.pass_context
+def add(
+    ctx: click.Context,
+    experiment: ExperimentOptions,
+    name: str | None,
+    priority: int | None,
+    tags: tuple[str, ...],
+    seeds: str | None,
+    sweep_file: str | None,
+    dry_run: bool,
+    allow_duplicates: bool,
+    quiet: bool,
+) -> None:
+    """Queue one experiment or a sweep, validated against the plugins first.
+
+    A comma list in --arch/--dataset/--loss/--set queues every combination;
+    the whole sweep is stored in one transaction or not at all.
+    """
+    tag_list = tuple(dict.fromkeys(check_tag(t) for raw in tags for t in split_list("--tag", raw)))
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    if sweep_file is not None:
+        grids = _file_grids(sweep_file, experiment, name, priority, tag_list, seed_list)
+    else:
+        grids = [experiment.grid(lists=True, seeds=seed_list, name=name, priority=priority or 0, tags=tag_list)]
+    planned = expand(Resolver(ctx.obj.registry()), grids)
+    url = db_url(ctx)
+    if dry_run:
+        _dry_run(url, planned, allow_duplicates)
+        return
+    with Store.open(url, create=True) as store:
+        result = store.enqueue(
+            [NewExperiment(p.config, p.name, p.priority, p.tags) for p in planned], allow_duplicates=allow_duplicates
+        )
+        where = store.where
+    for exp_id, exp_name in result.queued:
+        click.echo(str(exp_id) if quiet else f"queued {exp_id}  {exp_name}")
+    for skip in result.skipped:
+        warn(f"skipped {skip.name}: {_duplicate_note(skip.existing_id, skip.existing_status)}; "
+             "--allow-duplicates queues it anyway")
+    if not quiet:
+        extra = f", {len(result.skipped)} skipped as duplicates" if result.skipped else ""
+        click.echo(f"{len(result.queued)} experiment(s) queued in {where}{extra}")
+
+
+def _file_grids(
+    path: str,
+    experiment: ExperimentOptions,
+    name: str | None,
+    priority: int | None,
+    tags: tuple[str, ...],
+    seeds: tuple[int, ...] | None,
+) -> list[Grid]:
+    """The file's blocks, with command-line settings applied to every one of them."""
+    given = experiment.plugin_options_given()
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be combined with -f; choose plugins in the sweep file {path}")
+    overrides = experiment.settings(lists=True)
+    grids = []
+    for grid in load_sweep_file(path):
+        sets = {k: v for k, v in grid.sets.items() if k not in overrides}
+        sets.update(overrides)
+        grids.append(replace(
+            grid,
+            sets=sets,
+            seeds=seeds if seeds is not None else grid.seeds,
+            name=name or grid.name,
+            priority=priority if priority is not None else grid.priority,
+            tags=tuple(dict.fromkeys(grid.tags + tags)),
+        ))
+    return grids
+
+
+def _duplicate_note(existing_id: int | None, status: str | None) -> str:
+    if existing_id is None:
+        return "same config as an earlier experiment of this sweep"
+    return f"same config as experiment {existing_id} ({status})"
+
+
+def _dry_run(url: str, planned: list[Planned], allow_duplicates: bool) -> None:
+    existing: dict[str, tuple[int, str]] = {}
+    path = sqlite_path(url)
+    if not allow_duplicates and (path is None or path.exists()):
+        try:
+            with Store.open(url) as store:
+                existing = store.duplicates(p.config.hash for p in planned)
+        except DatabaseMissing:
+            pass  # nothing queued yet, so nothing can be a duplicate
+    seen: set[str] = set()
+    rows = []
+    skipped = 0
+    for i, plan in enumerate(planned, 1):
+        h = plan.config.hash
+        note = ""
+        if not allow_duplicates and h in existing:
+            note = "skip: " + _duplicate_note(*existing[h])
+        elif not allow_duplicates and h in seen:
+            note = "skip: " + _duplicate_note(None, None)
+        seen.add(h)
+        skipped += bool(note)
+        point = " ".join(f"{k.rpartition('.')[2]}={v}" for k, v in plan.point.items() if k not in ("arch", "dataset", "loss"))
+        rows.append((i, plan.name, plan.config.architecture, plan.config.dataset, plan.config.loss, point,
+                     plan.priority, ",".join(plan.tags), note))
+    print_table(["#", "name", "arch", "dataset", "loss", "settings", "priority", "tags", "note"], rows)
+    extra = f" ({skipped} skipped as duplicates)" if skipped else ""
+    click.echo(f"dry run: would queue {len(planned) - skipped} experiment(s){extra} in {display_url(url)}; nothing stored")
+
+
+# ------------------------------------------------------------------------ list
+
+
+def _age(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return ""
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _progress(row: ExperimentSummary | ExperimentRecord) -> str:
+    if row.status == "queued" and row.step == 0:
+        return ""
+    if not row.total_steps:
+        return str(row.step)
+    return f"{row.step}/{row.total_steps} ({100 * row.step // row.total_steps}%)"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "n/a" if value is None else str(value)
+
+
+def _status(row: ExperimentSummary | ExperimentRecord) -> str:
+    return f"{row.status} (cancel requested)" if row.cancel_requested and row.status == "running" else row.status
+
+
+@queue.command("list")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only this status. Repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Only experiments with this tag (any of several). Repeatable.")
+@click.option("--arch", default=None, help="Only this architecture.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Newest N (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_cmd(ctx: click.Context, statuses: tuple[str, ...], tags: tuple[str, ...], arch: str | None,
+             limit: int, as_json: bool) -> None:
+    """List experiments, oldest first: id, name, plugins, status, progress, age."""
+    with _open(ctx) as store:
+        rows = store.list_experiments(statuses=statuses, tags=tags, architecture=arch,
+                                      limit=limit + 1 if limit else None)
+    more = bool(limit) and len(rows) > limit
+    if more:
+        rows = rows[1:]
+    if as_json:
+        print_json([r.to_dict() for r in rows])
+    else:
+        now = utcnow()
+        print_table(
+            ["id", "name", "arch", "dataset", "loss", "status", "progress", "age"],
+            [(r.id, r.name, r.architecture, r.dataset, r.loss, _status(r), _progress(r), _age(r.queued_at, now))
+             for r in rows],
+        )
+    if more:
+        warn(f"showing the newest {limit}; --limit 0 shows all")
+
+
+# ------------------------------------------------------------------------ show
+
+
+@queue.command("show")
+@click.argument("exp_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@click.pass_context
+def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
+    """Show one experiment: status, claim, progress, metrics, run dir, config and error."""
+    with _open(ctx) as store:
+        rec = store.get(exp_id)
+    if as_json:
+        print_json(rec.to_dict())
+        return
+    now = utcnow()
+
+    def line(label: str, value: Any) -> None:
+        if value not in (None, ""):
+            click.echo(f"  {label:<12}{value}")
+
+    def when(t: datetime | None) -> str | None:
+        return f"{t:%Y-%m-%d %H:%M:%S} UTC ({_age(t, now)} ago)" if t else None
+
+    click.echo(f"experiment {rec.id}  {rec.name}")
+    line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
+    line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}")
+    line("priority", rec.priority)
+    line("tags", ", ".join(rec.tags))
+    line("queued", when(rec.queued_at))
+    line("started", when(rec.started_at))
+    line("finished", when(rec.finished_at))
+    line("progress", _progress(rec))
+    line("heartbeat", when(rec.heartbeat_at))
+    if rec.last_losses:
+        line("losses", " ".join(f"{k}={_num(v)}" for k, v in rec.last_losses.items()))
+    if rec.status == "running":
+        lease = f", lease until {rec.lease_expires_at:%H:%M:%S} UTC" if rec.lease_expires_at else ""
+        line("worker", f"{rec.worker_id} on {rec.worker_host} (pid {rec.worker_pid}), token {rec.fence}{lease}")
+    if rec.run_dir:
+        line("run dir", f"{rec.run_host}:{rec.run_dir}" if rec.run_host else rec.run_dir)
+    if rec.metrics:
+        line("metrics", " ".join(f"{k}={_num(v)}" for k, v in rec.metrics.items()))
+    line("config hash", rec.config_hash)
+    click.echo("  config")
+    for key, value in rec.experiment_config().flat().items():
+        click.echo(f"    {key} = {value}")
+    if rec.error:
+        lines = rec.error.rstrip().splitlines()
+        tail = lines[-ERROR_TAIL_LINES:]
+        click.echo(f"  error (last {len(tail)} of {len(lines)} lines)" if len(lines) > len(tail) else "  error")
+        for text in tail:
+            click.echo(f"    {text}")
+
+
+# --------------------------------------------------------------- state changes
+
+
+@queue.command("cancel")
+@click.argument("ids", metavar="ID...", nargs=-1, type=int)
+@click.option("--all-queued", is_flag=True, help="Cancel every queued experiment.")
+@click.pass_context
+def cancel(ctx: click.Context, ids: tuple[int, ...], all_queued: bool) -> None:
+    """Cancel experiments: a queued one at once, a running one when its worker next heartbeats."""
+    if bool(ids) == all_queued:
+        raise ConfigError("give experiment ids or --all-queued (not both); see 'ganlab queue list'")
+    with _open(ctx) as store:
+        if all_queued:
+            cancelled = store.cancel_all_queued()
+            click.echo(f"cancelled {len(cancelled)} queued experiment(s)" + (
+                f": {' '.join(map(str, cancelled))}" if 0 < len(cancelled) <= 50 else ""))
+            return
+        for exp_id, outcome in store.cancel(list(ids)):
+            suffix = " (the worker stops it at its next heartbeat)" if outcome == "cancel requested" else ""
+            click.echo(f"{outcome} {exp_id}{suffix}")
+
+
+@queue.command("retry")
+@click.argument("ids", metavar="ID...", nargs=-1, type=int, required=True)
+@click.pass_context
+def retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Put failed, diverged or cancelled experiments back in the queue (resuming from their run dir)."""
+    with _open(ctx) as store:
+        for exp_id, run_dir in store.retry(list(ids)):
+            click.echo(f"requeued {exp_id}" + (f" (resumes from the last checkpoint in {run_dir})" if run_dir else ""))
+
+
+@queue.command("rm")
+@click.argument("ids", metavar="ID...", nargs=-1, type=int, required=True)
+@click.pass_context
+def rm(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Delete experiments that are not running (their run directories stay on disk)."""
+    with _open(ctx) as store:
+        removed = store.remove(list(ids))
+    click.echo(f"removed {' '.join(map(str, removed))}")
+
+
+@queue.command("priority")
+@click.argument("exp_id", metavar="ID", type=int)
+@click.argument("priority", metavar="N", type=int)
+@click.pass_context
+def priority_cmd(ctx: click.Context, exp_id: int, priority: int) -> None:
+    """Set an experiment's priority (higher is claimed first; use -- before a negative N)."""
+    with _open(ctx) as store:
+        rec = store.set_priority(exp_id, priority)
+    click.echo(f"experiment {rec.id} priority {rec.priority}")

@@ -1,0 +1,150 @@
+"""Tables of the experiment database (tables only: state changes live in storage.py and queue.py).
+
+Bump :data:`SCHEMA_VERSION` and add a step to ``migrations.py`` whenever a
+table here changes shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
+WORKER_STATUSES = ("running", "stopped")
+
+
+# SQLite keeps datetimes as text; writing the offset makes fromisoformat() return aware
+# UTC values directly, and the fixed width keeps text comparison (lease expiry) correct.
+_SQLITE_UTC = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d+00:00"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    Values are converted to UTC when written; they come back aware without a
+    per-row Python step (listing 100,000 rows reads 300,000 of them): SQLite
+    parses the stored offset, PostgreSQL returns ``timestamptz`` in the
+    session's UTC time zone (set in ``database.make_engine``).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sqlite.DATETIME(storage_format=_SQLITE_UTC))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the experiment store; use datetime.now(timezone.utc)")
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), str: String(200)}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class SchemaVersion(Base):
+    """One row per applied schema version (numbered migrations); the highest is current."""
+
+    __tablename__ = "ganlab_schema"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    description: Mapped[str]
+    applied_at: Mapped[datetime]
+
+
+class Experiment(Base):
+    """One queued experiment: its resolved config, lifecycle, current claim and results."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str]
+    architecture: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str] = mapped_column(String(100))
+    loss: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]]
+    config_hash: Mapped[str] = mapped_column(String(64), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    queued_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The current claim. ``fence`` grows by one on every claim and is never reset,
+    # so a worker whose lease was taken over holds a stale token and is refused.
+    worker_id: Mapped[str | None]
+    worker_host: Mapped[str | None]
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    lease_expires_at: Mapped[datetime | None]
+    fence: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Progress, written by heartbeats.
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None]
+    last_losses: Mapped[dict[str, Any] | None]
+    # Outcome.
+    metrics: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    run_dir: Mapped[str | None] = mapped_column(Text)
+    run_host: Mapped[str | None]
+
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="ck_experiments_status"),
+        # The claim query: WHERE status = 'queued' ORDER BY priority DESC, id.
+        Index("ix_experiments_claim", "status", "priority", "id"),
+    )
+
+
+class ExperimentTag(Base):
+    """A tag of an experiment (a table rather than a text column so tag filters stay dialect-neutral)."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Worker(Base):
+    """A worker process, as last reported by itself."""
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str]
+    pid: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+
+    __table_args__ = (CheckConstraint(_in("status", WORKER_STATUSES), name="ck_workers_status"),)

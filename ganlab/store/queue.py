@@ -1,0 +1,285 @@
+"""The claim API a worker uses: claim, heartbeat, finish, release, reclaim.
+
+Protocol, for one worker::
+
+    q = Queue.open(url)                       # or Queue.open(None): $GANLAB_DB / ./experiments.db
+    q.register_worker(worker_id, gpus="0")
+    q.reclaim_expired(max_attempts=3)         # requeue runs whose worker died
+    claim = q.claim(worker_id, lease_s=60)    # None when nothing is queued
+    q.set_run_dir(claim.id, claim.token, "/runs/17")
+    while training:
+        beat = q.renew(claim.id, claim.token, step=s, losses={"d": .7, "g": 1.2}, lease_s=60)
+        if beat.cancel_requested:
+            q.finish(claim.id, claim.token, "cancelled"); break
+    q.finish(claim.id, claim.token, "succeeded", metrics={"fid": 31.2})
+    q.worker_stopped(worker_id)
+
+Leases and fencing: a claim holds the experiment until ``lease_expires_at``;
+each :meth:`Queue.renew` pushes that forward. If the worker stops renewing,
+:meth:`Queue.reclaim_expired` (called by any worker) puts the experiment
+back in the queue, or fails it after ``max_attempts`` claims. Every claim
+increments the experiment's fencing token; ``renew``, ``finish``,
+``release`` and ``set_run_dir`` only act while the caller's token is the
+current one and the experiment is running, so a worker that was presumed
+dead and comes back cannot overwrite the new owner's progress or result: it
+gets :class:`~ganlab.errors.LeaseLost` and must stop.
+
+Claims are atomic on both dialects: ``SELECT ... FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, a ``BEGIN IMMEDIATE`` transaction on SQLite (FOR UPDATE renders
+as nothing there; the database-wide write lock serialises claimers).
+Lease times come from the clocks of the worker hosts: keep them in sync (NTP).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, Update, bindparam, exists, select, update
+from sqlalchemy.engine import Connection
+
+from ganlab.errors import IllegalTransition, LeaseLost
+from ganlab.store.models import Experiment, ExperimentTag, UTCDateTime
+from ganlab.store.storage import FINAL_STATUSES, TRANSITIONS, ExperimentRecord, Store, check_transition, utcnow
+
+DEFAULT_LEASE_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An experiment this worker now runs; ``token`` must accompany every later call about it."""
+
+    experiment: ExperimentRecord
+    token: int
+    lease_expires_at: datetime
+
+    @property
+    def id(self) -> int:
+        return self.experiment.id
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Answer to :meth:`Queue.renew`: stop training if ``cancel_requested``."""
+
+    cancel_requested: bool
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    """An expired lease taken back: the experiment is now ``status`` (queued, failed or cancelled)."""
+
+    id: int
+    status: str
+    reason: str
+
+
+@functools.cache
+def _claim_statements(by_tag: bool) -> tuple[Select[Any], Update]:
+    """The claim's probe (any candidate?) and take statements, built once: claims are the hot path."""
+    candidate = Experiment.__table__.alias("candidate")  # an alias, so the subquery is not correlated
+    pick = select(candidate.c.id).where(candidate.c.status == "queued")
+    if by_tag:
+        pick = pick.where(exists().where(
+            ExperimentTag.experiment_id == candidate.c.id, ExperimentTag.tag.in_(bindparam("tags", expanding=True))
+        ))
+    probe = pick.limit(1)
+    pick = pick.order_by(candidate.c.priority.desc(), candidate.c.id).limit(1).with_for_update(skip_locked=True)
+    # One statement picks and takes the row: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING.
+    take = (
+        update(Experiment)
+        .where(Experiment.id == pick.scalar_subquery(), Experiment.status == "queued")
+        .values(
+            status="running", fence=Experiment.fence + 1, attempts=Experiment.attempts + 1,
+            worker_id=bindparam("worker_id"), worker_host=bindparam("worker_host"), worker_pid=bindparam("worker_pid"),
+            lease_expires_at=bindparam("expires", type_=UTCDateTime()), started_at=bindparam("now", type_=UTCDateTime()),
+            heartbeat_at=bindparam("now", type_=UTCDateTime()), finished_at=None, cancel_requested=False,
+        )
+        .returning(*Experiment.__table__.c)
+    )
+    return probe, take
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has no such numbers and PostgreSQL refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class Queue(Store):
+    """:class:`Store` plus the worker's side of the queue."""
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        tags: Sequence[str] | None = None,
+    ) -> Claim | None:
+        """Atomically take the next queued experiment (highest priority, then oldest), or None.
+
+        ``tags``: only experiments carrying at least one of these tags.
+        Increments the fencing token and the attempt count.
+        """
+        check_transition("queued", "running")
+        probe, take = _claim_statements(bool(tags))
+        params: dict[str, Any] = {"tags": list(tags)} if tags else {}
+        # Idle workers poll; a plain read first spares them SQLite's database-wide write lock.
+        with self._tx(write=False) as conn:
+            if conn.scalar(probe, params) is None:
+                return None
+        now = utcnow()
+        expires = now + timedelta(seconds=lease_s)
+        params.update(
+            worker_id=worker_id, worker_host=host or socket.gethostname(),
+            worker_pid=pid if pid is not None else os.getpid(), now=now, expires=expires,
+        )
+        with self._tx(write=True) as conn:
+            row = conn.execute(take, params).mappings().one_or_none()
+        if row is None:
+            return None  # another worker took the last one between the read and the write
+        # Tags never change after enqueue, so they are read after the write lock is released.
+        with self._tx(write=False) as conn:
+            record = self._record(conn, row["id"], row)
+        return Claim(record, record.fence, expires)
+
+    def renew(
+        self,
+        exp_id: int,
+        token: int,
+        *,
+        step: int | None = None,
+        losses: Mapping[str, float] | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> Heartbeat:
+        """Extend the lease and record progress; raises LeaseLost if ``token`` is no longer current."""
+        now = utcnow()
+        values: dict[str, Any] = {"lease_expires_at": now + timedelta(seconds=lease_s), "heartbeat_at": now}
+        if step is not None:
+            values["step"] = int(step)
+        if losses is not None:
+            values["last_losses"] = json_safe({k: float(v) for k, v in losses.items()})
+        with self._tx(write=True) as conn:
+            self._fenced_update(conn, exp_id, token, values)
+            cancel = bool(conn.scalar(select(Experiment.cancel_requested).where(Experiment.id == exp_id)))
+            return Heartbeat(cancel, values["lease_expires_at"])
+
+    def finish(
+        self,
+        exp_id: int,
+        token: int,
+        status: str,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        step: int | None = None,
+    ) -> None:
+        """End the run as succeeded, failed, diverged or cancelled; only the current token may."""
+        if status not in FINAL_STATUSES:
+            raise IllegalTransition(
+                f"finish status {status!r} is not one of {', '.join(FINAL_STATUSES)} (use release() to requeue)"
+            )
+        values: dict[str, Any] = {
+            "status": status, "finished_at": utcnow(), "lease_expires_at": None,
+            "metrics": json_safe(dict(metrics)) if metrics is not None else None, "error": error,
+        }
+        if step is not None:
+            values["step"] = int(step)
+        with self._tx(write=True) as conn:
+            self._fenced_update(conn, exp_id, token, values)
+
+    def release(self, exp_id: int, token: int) -> None:
+        """Hand a running experiment back to the queue (e.g. the worker is shutting down).
+
+        The attempt is given back too: a clean hand-back is not a failure.
+        """
+        with self._tx(write=True) as conn:
+            self._fenced_update(conn, exp_id, token, {
+                "status": "queued", "attempts": Experiment.attempts - 1, "lease_expires_at": None,
+                "worker_id": None, "worker_host": None, "worker_pid": None, "started_at": None,
+            })
+
+    def set_run_dir(self, exp_id: int, token: int, path: str, *, host: str | None = None) -> None:
+        """Record where the run writes checkpoints and logs (kept across retries, for resuming)."""
+        with self._tx(write=True) as conn:
+            self._fenced_update(conn, exp_id, token, {"run_dir": str(path), "run_host": host or socket.gethostname()})
+
+    def reclaim_expired(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, now: datetime | None = None) -> list[Reclaimed]:
+        """Take back every running experiment whose lease ran out before ``now``.
+
+        It returns to the queue, or fails after ``max_attempts`` claims, or is
+        cancelled if a cancel was requested. The dead worker's token is then
+        stale, so it cannot write anything if it wakes up.
+        """
+        now = now or utcnow()
+        out: list[Reclaimed] = []
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                select(Experiment.id, Experiment.attempts, Experiment.cancel_requested, Experiment.worker_id,
+                       Experiment.worker_host, Experiment.worker_pid, Experiment.lease_expires_at)
+                .where(Experiment.status == "running", Experiment.lease_expires_at < now)
+                .order_by(Experiment.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for r in rows:
+                who = f"worker {r.worker_id} on {r.worker_host} (pid {r.worker_pid})"
+                lapse = f"lease expired at {r.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC"
+                if r.cancel_requested:
+                    status, reason = "cancelled", f"cancelled; {who} stopped heartbeating ({lapse})"
+                    values: dict[str, Any] = {"finished_at": now, "error": reason}
+                elif r.attempts >= max_attempts:
+                    status = "failed"
+                    reason = (f"{who} stopped heartbeating ({lapse}) on attempt {r.attempts} of {max_attempts}; "
+                              f"'ganlab queue retry {r.id}' to try again")
+                    values = {"finished_at": now, "error": reason}
+                else:
+                    status = "queued"
+                    reason = f"{who} stopped heartbeating ({lapse}); requeued after attempt {r.attempts} of {max_attempts}"
+                    values = {"started_at": None}
+                values.update(lease_expires_at=None)
+                self._move(conn, [r.id], "running", status, **values)
+                out.append(Reclaimed(r.id, status, reason))
+        return out
+
+    def _fenced_update(self, conn: Connection, exp_id: int, token: int, values: Mapping[str, Any]) -> None:
+        """Apply ``values`` only while ``token`` holds a running claim; else raise LeaseLost saying why."""
+        target = values.get("status")
+        if target is not None and target not in TRANSITIONS["running"]:
+            raise IllegalTransition(f"a running experiment cannot go to {target}")
+        result = conn.execute(
+            update(Experiment)
+            .where(Experiment.id == exp_id, Experiment.status == "running", Experiment.fence == token)
+            .values(**values)
+        )
+        if result.rowcount == 1:
+            return
+        row = conn.execute(
+            select(Experiment.status, Experiment.fence, Experiment.worker_id, Experiment.worker_host)
+            .where(Experiment.id == exp_id)
+        ).one_or_none()
+        if row is None:
+            raise LeaseLost(f"experiment {exp_id} was removed from the queue; stop working on it")
+        if row.fence != token:
+            raise LeaseLost(
+                f"experiment {exp_id} was claimed again (token {row.fence}, yours {token}) by worker "
+                f"{row.worker_id} on {row.worker_host}; stop working on it"
+            )
+        raise LeaseLost(f"experiment {exp_id} is {row.status}, no longer running under token {token}; stop working on it")
+
+
+__all__ = ["Claim", "DEFAULT_LEASE_S", "DEFAULT_MAX_ATTEMPTS", "Heartbeat", "Queue", "Reclaimed", "json_safe"]
