@@ -124,16 +124,16 @@ def _claimer(url: str, start: str, out: str, work_ms: str) -> None:
     Path(out).write_text(json.dumps(latencies))
 
 
-def bench_claims(tmp: Path, work_ms: float = 0.0, rows: int = CLAIM_ROWS) -> dict[str, float]:
+def bench_claims(tmp: Path, work_ms: float = 0.0, rows: int = CLAIM_ROWS, url: str | None = None) -> dict[str, float]:
     """8 processes claim ``rows`` experiments and finish each after ``work_ms`` on average.
 
     ``work_ms=0`` is the worst case: every process is always waiting for the write lock.
+    ``url``: an empty database to use instead of a new SQLite file (e.g. PostgreSQL).
     """
     from ganlab.config import ExperimentConfig
     from ganlab.store import NewExperiment, Store
 
-    db = tmp / f"claims{work_ms:g}.db"
-    url = f"sqlite:///{db}"
+    url = url or f"sqlite:///{tmp / f'claims{work_ms:g}.db'}"
     with Store.open(url, create=True) as store:
         store.enqueue([NewExperiment(ExperimentConfig("a", "d", "l", train={"seed": i}), f"e{i}") for i in range(rows)])
     start = tmp / f"go{work_ms:g}"

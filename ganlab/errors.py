@@ -49,3 +49,7 @@ class LeaseLost(StoreError):
 
 class DatabaseMissing(StoreError):
     """No experiment database at the given place yet (read commands never create one)."""
+
+
+class DatabaseUnreachable(StoreError):
+    """The database server cannot be reached right now (network, restart); worth retrying."""

@@ -48,9 +48,25 @@ def cli(ctx: click.Context, plugins_dir: str | None) -> None:
 
 
 def _register_commands() -> None:
-    from ganlab.cli import plugins_cmd
+    from ganlab.cli import db_cmd, plugins_cmd, queue_cmd
 
     cli.add_command(plugins_cmd.plugins)
+    cli.add_command(queue_cmd.queue)
+    cli.add_command(db_cmd.db)
+
+    from ganlab.cli import sample_cmd, train_cmd
+
+    cli.add_command(train_cmd.train)
+    cli.add_command(sample_cmd.sample)
+
+    from ganlab.cli import compare_cmd, demo_cmd, tensorboard_cmd, worker_cmd
+
+    cli.add_command(worker_cmd.worker)
+    cli.add_command(worker_cmd.status)
+    cli.add_command(worker_cmd.logs)
+    cli.add_command(compare_cmd.compare)
+    cli.add_command(tensorboard_cmd.tensorboard)
+    cli.add_command(demo_cmd.demo)
 
 
 _register_commands()

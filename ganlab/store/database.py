@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from ganlab.errors import DatabaseMissing, SchemaMismatch, StoreError
+from ganlab.errors import DatabaseMissing, DatabaseUnreachable, SchemaMismatch, StoreError
 from ganlab.store.migrations import MIGRATIONS, Migration, apply_migrations
 from ganlab.store.models import SCHEMA_VERSION, Base, SchemaVersion
 
@@ -93,7 +93,7 @@ def make_engine(url: str) -> Engine:
             _configure_sqlite(engine)
         elif parsed.get_backend_name() == "postgresql":
             # UTC sessions: timestamps come back in UTC whatever the server's time zone.
-            engine = create_engine(parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC", "connect_timeout": 10})
         else:
             engine = create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
@@ -199,7 +199,7 @@ def translate_error(exc: DBAPIError, url: str) -> StoreError:
     if "unable to open database" in low or "readonly database" in low or "read-only" in low:
         return StoreError(f"cannot write {where} ({first}); check the path and its permissions")
     if exc.connection_invalidated or "connection" in low or "could not" in low:
-        return StoreError(f"cannot reach database {where} ({first}); check the server is running and --db/{DB_ENV}")
+        return DatabaseUnreachable(f"cannot reach database {where} ({first}); check the server is running and --db/{DB_ENV}")
     return StoreError(f"database error on {where}: {first}")
 
 

@@ -214,6 +214,29 @@ class Queue(Store):
                 "worker_id": None, "worker_host": None, "worker_pid": None, "started_at": None,
             })
 
+    def requeue(
+        self, exp_id: int, token: int, *, reason: str, detail: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ) -> str:
+        """After a crash worth retrying (killed, out of memory): back to the queue, the attempt counted.
+
+        Once ``max_attempts`` claims have crashed the experiment is failed with
+        ``reason`` (and ``detail``, e.g. the log's last lines) instead. Returns the new status.
+        """
+        with self._tx(write=True) as conn:
+            attempts = conn.execute(select(Experiment.attempts).where(Experiment.id == exp_id)).scalar_one_or_none()
+            if attempts is not None and attempts >= max_attempts:
+                self._fenced_update(conn, exp_id, token, {
+                    "status": "failed", "finished_at": utcnow(), "lease_expires_at": None,
+                    "error": f"{reason} (attempt {attempts} of {max_attempts}; 'ganlab queue retry {exp_id}' "
+                             f"to try again)\n{detail}".rstrip(),
+                })
+                return "failed"
+            self._fenced_update(conn, exp_id, token, {
+                "status": "queued", "lease_expires_at": None, "error": f"attempt {attempts}: {reason}\n{detail}".rstrip(),
+                "worker_id": None, "worker_host": None, "worker_pid": None, "started_at": None,
+            })
+            return "queued"
+
     def set_run_dir(self, exp_id: int, token: int, path: str, *, host: str | None = None) -> None:
         """Record where the run writes checkpoints and logs (kept across retries, for resuming)."""
         with self._tx(write=True) as conn:

@@ -26,6 +26,7 @@ class PipeReporter:
     def __init__(self, fd: int) -> None:
         self._file = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
         self._broken = False
+        self._parent = os.getppid()
 
     def _send(self, event: str, **data: Any) -> None:
         if self._broken:
@@ -50,6 +51,11 @@ class PipeReporter:
 
     def on_result(self, status: str, step: int, metrics: Mapping[str, Any], error: str | None) -> None:
         self._send("result", status=status, step=step, metrics=dict(metrics), error=error)
+
+    def should_stop(self) -> bool:
+        """Stop (checkpointing) once the worker is gone: its lease will lapse and another
+        worker will resume this run, so two processes must not write one run directory."""
+        return os.getppid() != self._parent
 
     def close(self) -> None:
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ganlab.worker.channel import EXIT_DIVERGED, EXIT_STOPPED, EXIT_SUCCEEDED
 
+_FRAME = re.compile(r'^  File ".*", line \d+', re.M)  # a traceback whose header scrolled out of the tail
 _OOM = re.compile(r"(out of memory|ResourceExhausted|RESOURCE_EXHAUSTED|MemoryError|OOM when allocating)", re.I)
 
 
@@ -48,6 +49,10 @@ def classify(returncode: int, result: dict[str, Any] | None, log_tail: str) -> O
             return Outcome("diverged", "diverged", error=error, metrics=metrics)
         if status == "stopped":
             return Outcome("stopped", "stopped on request", metrics=metrics)
+    if result is not None and result.get("status") == "failed":
+        # The trainer caught the exception itself and said what it was.
+        reason = f"Python exception: {str(result.get('error') or 'unknown error').strip()[:200]}"
+        return Outcome("failed", reason, error=f"{reason}\n{log_tail}".strip())
     if returncode < 0:
         sig = -returncode
         try:
@@ -62,7 +67,7 @@ def classify(returncode: int, result: dict[str, Any] | None, log_tail: str) -> O
         line = next((ln for ln in reversed(log_tail.splitlines()) if _OOM.search(ln)), oom.group(0))
         reason = f"out of memory: {line.strip()[:200]}"
         return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
-    if "Traceback (most recent call last)" in log_tail:
+    if "Traceback (most recent call last)" in log_tail or _FRAME.search(log_tail):
         last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
         reason = f"Python exception: {last.strip()[:200]}"
         return Outcome("failed", reason, error=log_tail)

@@ -1,0 +1,148 @@
+"""``ganlab compare``: the runs side by side in the terminal, as JSON or as CSV.
+
+Reads the experiment database only (no TensorFlow, no event files), so it
+answers at once for thousands of experiments.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.output import console, print_json
+from ganlab.compare.select import select_records
+from ganlab.compare.table import (
+    RunRow, best_values, flat_metrics, group_seeds, is_reference, metric_names, resolve_columns, sort_rows,
+    table_metrics, to_records,
+)
+from ganlab.config import ExperimentConfig
+from ganlab.store.models import STATUSES
+from ganlab.store.storage import ExperimentRecord, Store
+
+BEST_STYLE = "bold green"
+NOTHING_MATCHES = "no experiments match (try without --tag/--status, or see 'ganlab queue list')"
+
+
+def record_row(rec: ExperimentRecord) -> RunRow:
+    """One database record as a comparison row (wall time of its last attempt)."""
+    wall = (rec.finished_at - rec.started_at).total_seconds() if rec.finished_at and rec.started_at else None
+    return RunRow(
+        id=rec.id, name=rec.name, status=rec.status, step=rec.step, total=rec.total_steps,
+        hparams=ExperimentConfig.from_dict(rec.config).flat(), metrics=flat_metrics(rec.metrics), wall_s=wall,
+    )
+
+
+def load_rows(store: Store, ids: Sequence[int], tags: Sequence[str], statuses: Sequence[str]) -> list[RunRow]:
+    """The selected experiments as rows (see :func:`ganlab.compare.select.select_records`)."""
+    return [record_row(r) for r in select_records(store, ids, tags, statuses)]
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render(rows: list[RunRow], columns: list[str], metrics: list[str], title: str | None = None) -> None:
+    """Print the rows as a table: the best value of each metric column in bold green.
+
+    ``metrics`` may name every metric; the table keeps the scores (see
+    :func:`ganlab.compare.table.table_metrics`).
+    """
+    shown = table_metrics(metrics)
+    best = best_values(rows, shown)
+    hidden = [m for m in metrics if is_reference(m)]
+    caption = f"{len(rows)} row(s); best value per metric in {BEST_STYLE}"
+    if hidden:
+        caption += f"; {', '.join(hidden)} in --json/--csv"
+    table = Table(title=title, caption=caption, header_style="bold")
+    for col in ["id", "name", *columns, "status", "steps", *shown, "wall"]:
+        # Fold rather than cut: a narrow terminal must not hide which loss or name a row is.
+        table.add_column(col, justify="right" if col in shown or col in ("id", "steps", "wall") else "left",
+                         overflow="fold")
+    for r in rows:
+        # Text cells, not markup strings: a name or value with "[...]" must print as it is.
+        cells: list[Text] = [Text(str(r.id)), Text(r.name), *(Text(_fmt(r.hparams.get(c))) for c in columns),
+                             Text(r.status), Text(f"{r.step}/{r.total}")]
+        for m in shown:
+            v = r.metrics.get(m)
+            text = _fmt(v)
+            if m in r.spread:
+                text += f" ± {r.spread[m]:.2g}"
+            # The best value per column is what a reader looks for first.
+            cells.append(Text(text, style=BEST_STYLE if v is not None and best.get(m) == v else ""))
+        cells.append(Text(_duration(r.wall_s)))
+        table.add_row(*cells)
+    console().print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _csv_value(value: Any) -> Any:
+    # Member ids of a seed group: one cell, space-separated, rather than a Python list's repr.
+    return " ".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+@click.command("compare")
+@db_option
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only experiments with this tag (repeatable: any of them).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+              help="Only experiments in this status (repeatable; default: all that have started).")
+@click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Sort best first by this metric (e.g. fd).")
+@click.option("--columns", default=None, metavar="KEY,KEY",
+              help="Hyperparameter columns, e.g. loss,train.lr_g (default: those that differ).")
+@click.option("--group-seeds", "by_seed", is_flag=True, help="One row per config over seeds: mean ± std of each metric.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every metric, floors included).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every metric, floors included).")
+@click.pass_context
+def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], statuses: tuple[str, ...],
+            sort_by: str | None, columns: str | None, by_seed: bool, as_json: bool, as_csv: bool) -> None:
+    """Compare experiments: key hyperparameters, status, steps, final and best metrics, wall time.
+
+    IDS limit it to those experiments (--tag and --status narrow them further).
+    """
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    with Store.open(db_url(ctx)) as store:
+        rows = load_rows(store, ids, tags, statuses)
+    if not rows:
+        if as_json:
+            print_json([])
+        # CSV readers get an empty file; the note goes to stderr so it cannot be parsed as data.
+        click.echo(NOTHING_MATCHES, err=as_json or as_csv)
+        return
+    if by_seed:
+        rows = group_seeds(rows)
+    cols = resolve_columns(rows, [c.strip() for c in columns.split(",") if c.strip()] if columns else None)
+    metrics = metric_names(rows)
+    rows = sort_rows(rows, sort_by)
+    if as_json:
+        print_json(to_records(rows, cols, metrics))
+    elif as_csv:
+        records = [{k: _csv_value(v) for k, v in rec.items()} for rec in to_records(rows, cols, metrics)]
+        fields = list(dict.fromkeys(k for rec in records for k in rec))
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    else:
+        render(rows, cols, metrics)

@@ -1,0 +1,48 @@
+"""``ganlab sample``: an image grid (and optionally a Keras file) from a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ganlab.errors import ConfigError
+from ganlab.training.backend import imported_backend, prefer_backend
+from ganlab.training.run_dir import RunDir
+
+
+@click.command("sample")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
+@click.option("-n", "count", type=click.IntRange(min=1, max=65536), default=64, show_default=True, help="Images to generate.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
+              help="PNG file for the grid.")
+@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
+              help="Which checkpoint's weights to use (best: lowest Fréchet distance).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise (labels cycle through the classes).")
+@click.option("--ncols", type=click.IntRange(min=1), default=None, help="Grid columns (default: about square).")
+@click.option("--export", "export", type=click.Path(dir_okay=False), default=None,
+              help="Also save the generator as a Keras file (.keras) that keras.saving.load_model can read.")
+@click.pass_context
+def sample(ctx: click.Context, run_dir: str, count: int, output: str, which: str, seed: int,
+           ncols: int | None, export: str | None) -> None:
+    """Write an image grid from the generator of RUN_DIR (EMA weights when the run kept them)."""
+    if export is not None and not export.endswith(".keras"):
+        raise ConfigError(f"--export {export}: the file name must end in .keras")
+    config = RunDir(run_dir).load_config()
+    # Checkpoints name no backend: use the run's unless keras is already running another one.
+    if imported_backend() is None:
+        prefer_backend(config.train["backend"])
+
+    from ganlab.tblog import image_grid, save_png
+    from ganlab.training.export import load_generator
+
+    gen = load_generator(run_dir, ctx.obj.registry(), which)
+    images = gen.sample(count, seed=seed)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    save_png(image_grid(images, ncols=ncols), output)
+    click.echo(f"wrote {count} samples from step {gen.step} ({which}{', EMA' if gen.ema else ''}) to {output}")
+    if export is not None:
+        Path(export).parent.mkdir(parents=True, exist_ok=True)
+        gen.model.save(export)
+        inputs = "[z, labels]" if gen.num_classes else "z"
+        click.echo(f"exported the generator to {export}: call it on {inputs} with z of shape (n, {gen.latent_dim})")

@@ -1,0 +1,181 @@
+"""``ganlab train``: run one experiment in the foreground (the worker runs the same command in a child)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ganlab.cli.experiment_options import ExperimentOptions, experiment_options, single_config
+from ganlab.config import ExperimentConfig, Resolver
+from ganlab.errors import ConfigError
+from ganlab.registry import Registry
+from ganlab.training.backend import activate_backend, prefer_backend
+from ganlab.training.report import EXIT_CODES, MultiReporter, StopFlag, TrainResult
+from ganlab.training.run_dir import RunDir
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+@click.command("train")
+@experiment_options
+@click.option("--name", default=None, help="Run name; the default run dir is runs/NAME.")
+@click.option("--run-dir", "run_dir", type=click.Path(file_okay=False), default=None,
+              help="Where checkpoints, metrics and TensorBoard events go (default runs/<name or arch-dataset-loss-hash>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its latest checkpoint.")
+@click.option("--config-file", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Run an already resolved config (JSON, as saved in a run's config.json) instead of the options.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display; print only the result.")
+@click.option("--report-fd", "report_fd", type=int, default=None, hidden=True,
+              help="File descriptor for JSON-lines progress events (used by the worker).")
+@click.pass_context
+def train(
+    ctx: click.Context,
+    experiment: ExperimentOptions,
+    name: str | None,
+    run_dir: str | None,
+    resume: bool,
+    config_file: str | None,
+    quiet: bool,
+    report_fd: int | None,
+) -> None:
+    """Train one experiment in the foreground, with checkpoints, metrics and TensorBoard logs.
+
+    Takes the same options as 'ganlab queue add' (one experiment, no sweep).
+    Ctrl-C writes a checkpoint and exits; --resume --run-dir DIR continues it.
+    Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable).
+    """
+    # Plugins and dataset probes may import keras: fix the backend before loading any of them.
+    prefer_backend(_backend_hint(experiment, run_dir, resume, config_file))
+    registry = ctx.obj.registry()
+    config = _config(registry, experiment, run_dir, resume, config_file)
+    activate_backend(config.train["backend"])
+    directory = Path(run_dir) if run_dir else Path(DEFAULT_RUNS_DIR) / (name or default_run_name(config))
+
+    from ganlab.training import train as run_training
+
+    stop = StopFlag()
+    pipe = _pipe_reporter(report_fd)
+    display = _display(directory.name, quiet)
+    reporter = MultiReporter(*(r for r in (display, pipe) if r is not None), stop=stop)
+    try:
+        with stop.on_signals((signal.SIGINT, signal.SIGTERM)):
+            result = run_training(config, directory, resume=resume, reporter=reporter, registry=registry)
+    finally:
+        if display is not None:
+            display.close()
+    if pipe is not None:
+        # The worker stores these in the database: 'ganlab compare' shows final and best values.
+        best = {f"best_{k}": v for k, v in result.best_metrics.items()}
+        pipe.on_result(result.status, result.step, {**result.metrics, **best}, result.error)
+        pipe.close()
+    _print_result(result, stop)
+    ctx.exit(EXIT_CODES[result.status])
+
+
+def default_run_name(config: ExperimentConfig) -> str:
+    """``arch-dataset-loss-<hash>``: stable for a config, so rerunning it finds its run dir."""
+    return f"{config.architecture}-{config.dataset}-{config.loss}-{config.hash[:8]}"
+
+
+def _options_given(experiment: ExperimentOptions) -> list[str]:
+    given = experiment.plugin_options_given()
+    for key in ("steps", "batch_size", "seed", "backend", "precision"):
+        if getattr(experiment, key) is not None:
+            given.append("--" + key.replace("_", "-"))
+    if experiment.sets:
+        given.append("--set")
+    return given
+
+
+def _config(
+    registry: Registry, experiment: ExperimentOptions, run_dir: str | None, resume: bool, config_file: str | None
+) -> ExperimentConfig:
+    """The experiment to run: from --config-file, from the run dir (--resume alone) or from the options."""
+    given = _options_given(experiment)
+    if config_file is not None:
+        if given:
+            raise ConfigError(f"--config-file cannot be combined with {', '.join(given)}; edit the file instead")
+        return load_config_file(registry, config_file)
+    if resume:
+        if run_dir is None:
+            raise ConfigError("--resume needs --run-dir DIR (the run to continue)")
+        rd = RunDir(run_dir)
+        if not given:
+            if not rd.has_run():
+                raise ConfigError(
+                    f"{run_dir} holds no run to resume (no config.json); check the path, or drop --resume to start one"
+                )
+            return rd.load_config()
+    return single_config(registry, experiment)
+
+
+def _backend_hint(experiment: ExperimentOptions, run_dir: str | None, resume: bool, config_file: str | None) -> str:
+    """The backend the run will most likely ask for, read without plugins; checked again once resolved."""
+    path = Path(config_file) if config_file else Path(run_dir) / "config.json" if resume and run_dir else None
+    if path is not None and path.is_file():
+        try:
+            return str(json.loads(path.read_text())["train"]["backend"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # reported properly when the config is read
+    backend = experiment.backend
+    for item in experiment.sets:
+        key, _, value = item.partition("=")
+        if key.strip() in ("backend", "train.backend"):
+            backend = value.strip()
+    return backend or "tensorflow"
+
+
+def load_config_file(registry: Registry, path: str) -> ExperimentConfig:
+    """Read a resolved config and check it against the installed plugins (same rules as the queue)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+        config = ExperimentConfig.from_dict(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a ganlab config ({type(exc).__name__}: {exc})") from None
+    sets: dict[str, Any] = {}
+    for section, params in (("arch", config.arch_params), ("dataset", config.dataset_params),
+                            ("loss", config.loss_params), ("train", config.train)):
+        sets.update({f"{section}.{k}": v for k, v in params.items() if v is not None})
+    checked = Resolver(registry).resolve(config.architecture, config.dataset, config.loss, sets)
+    if checked.to_json() != config.to_json():
+        raise ConfigError(f"{path} is incomplete or out of date for the installed plugins; re-create it with 'ganlab queue add'")
+    return checked
+
+
+def _pipe_reporter(fd: int | None) -> Any:
+    if fd is None:
+        return None
+    from ganlab.worker.channel import PipeReporter
+
+    return PipeReporter(fd)
+
+
+def _display(label: str, quiet: bool) -> Any:
+    from ganlab.cli.train_progress import make_display
+
+    return make_display(label, quiet)
+
+
+def _print_result(result: TrainResult, stop: StopFlag) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    where = result.run_dir
+    metrics = "  ".join(f"{k} {result.metrics[k]:.4g}" for k in ("fd", "fd_floor", "kid") if k in result.metrics)
+    if result.status == "succeeded":
+        click.echo(f"succeeded at step {result.step}  {metrics}  ({where})")
+    elif result.status == "stopped":
+        why = f" on {stop.signal_name}" if stop.signal_name else ""
+        click.echo(f"stopped{why} at step {result.step}, checkpoint written; continue with: "
+                   f"ganlab train --resume --run-dir {where}")
+    elif result.status == "diverged":
+        click.echo(f"diverged: {result.error} ({where})", err=True)
+    else:
+        if result.traceback:
+            click.echo(result.traceback.rstrip(), err=True)
+        click.echo(f"Error: training failed at step {result.step}: {result.error}", err=True)
+    sys.stdout.flush()

@@ -1,0 +1,143 @@
+"""``ganlab worker``, ``ganlab status`` and ``ganlab logs``: running the queue and watching it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.output import print_json, print_table
+from ganlab.errors import ConfigError, GanlabError
+from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
+from ganlab.store.storage import utcnow
+from ganlab.worker.child import LOG_NAME
+from ganlab.worker.display import WorkerDisplay
+from ganlab.worker.gpus import parse_gpus
+from ganlab.worker.loop import Worker, WorkerOptions
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be > 0, got {value}")
+    return value
+
+
+@click.command("worker")
+@db_option
+@click.option("--gpus", default="auto", show_default=True, metavar="auto|none|0,1,…",
+              help="GPUs to run on, one experiment each; none runs one experiment at a time on the CPU.")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where new run directories are created.")
+@click.option("--until-empty", is_flag=True, help="Exit 0 once nothing is queued or running.")
+@click.option("--max-experiments", type=int, default=None, callback=_positive, help="Start at most N experiments, then exit.")
+@click.option("--poll", "poll_s", type=float, default=5.0, show_default=True, callback=_positive,
+              help="Seconds between looks at an empty queue.")
+@click.option("--lease", "lease_s", type=float, default=60.0, show_default=True, callback=_positive,
+              help="Lease length in seconds; renewed every third of it.")
+@click.option("--tag", "tags", multiple=True, help="Only take experiments with this tag (repeatable: any of them).")
+@click.option("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS, show_default=True, callback=_positive,
+              help="Claims per experiment before a crashing one is marked failed.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.pass_context
+def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_experiments: int | None,
+           poll_s: float, lease_s: float, tags: tuple[str, ...], max_attempts: int, quiet: bool) -> None:
+    """Run queued experiments one after another, each in its own process (one per GPU).
+
+    Ctrl-C (or SIGTERM) checkpoints the running experiments, puts them back in
+    the queue and exits 0; a second Ctrl-C stops at once.
+    """
+    options = WorkerOptions(
+        slots=parse_gpus(gpus), runs_root=Path(runs_dir), lease_s=lease_s, poll_s=poll_s, tags=tags,
+        max_attempts=int(max_attempts), max_experiments=max_experiments, until_empty=until_empty,
+        plugins_dir=ctx.obj.plugins_dir,
+    )
+    with Queue.open(db_url(ctx)) as queue:
+        run_worker(queue, options, quiet=quiet)
+
+
+def run_worker(queue: Queue, options: WorkerOptions, *, quiet: bool = False) -> Worker:
+    """Run a worker with a terminal display (shared by ``ganlab demo``)."""
+    display = WorkerDisplay(quiet=quiet)
+    slots = ", ".join(f"GPU {s}" for s in options.slots if s is not None) or "the CPU"
+    display.event(f"worker on {slots}, queue {queue.where}")
+    w = Worker(queue, options, display)
+    w.run()
+    return w
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return ""
+    seconds = max(0, int((utcnow() - when).total_seconds()))
+    return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60}m ago" if seconds < 7200 else f"{seconds // 3600}h ago"
+
+
+@click.command("status")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all-workers", is_flag=True, help="Include workers that have stopped.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, all_workers: bool) -> None:
+    """Workers, running experiments with their progress, and the queue's counts by status."""
+    with Queue.open(db_url(ctx)) as queue:
+        workers = queue.list_workers(include_stopped=all_workers)
+        running = queue.list_experiments(statuses=["running"])
+        counts = queue.count_by_status()
+        records = [queue.get(r.id) for r in running]
+    if as_json:
+        print_json({
+            "workers": [w.to_dict() for w in workers],
+            "running": [{"id": r.id, "name": r.name, "step": r.step, "total_steps": r.total_steps,
+                         "worker_host": r.worker_host, "heartbeat_at": r.heartbeat_at, "last_losses": r.last_losses,
+                         "run_dir": r.run_dir} for r in records],
+            "counts": counts,
+        })
+        return
+    print_table(["worker", "host", "pid", "gpus", "status", "last heartbeat"],
+                [(w.worker_id, w.host, w.pid, w.gpus, w.status, _ago(w.heartbeat_at)) for w in workers],
+                title="workers")
+    print_table(["id", "name", "progress", "host", "heartbeat", "losses"],
+                [(r.id, r.name, f"{r.step}/{r.total_steps}", r.worker_host, _ago(r.heartbeat_at),
+                  " ".join(f"{k} {v:.3f}" for k, v in (r.last_losses or {}).items()))
+                 for r in records], title="running")
+    click.echo("queue: " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@click.command("logs")
+@db_option
+@click.argument("exp_id", type=int)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the experiment ends (Ctrl-C to leave).")
+@click.option("-n", "--lines", type=int, default=None, help="Only the last N lines.")
+@click.pass_context
+def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None) -> None:
+    """Show the training log (stdout and stderr) of experiment EXP_ID."""
+    url = db_url(ctx)
+    with Queue.open(url) as queue:
+        record = queue.get(exp_id)
+    if not record.run_dir:
+        raise ConfigError(f"experiment {exp_id} has not started yet (status {record.status}); it has no log")
+    path = Path(record.run_dir) / LOG_NAME
+    if not path.is_file():
+        host = f" on host {record.run_host}" if record.run_host else ""
+        raise GanlabError(f"no log at {path}{host}; run 'ganlab logs' on the host that ran it, or share the runs folder")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+        shown = text.splitlines()[-lines:] if lines else text.splitlines()
+        for line in shown:
+            click.echo(line)
+        if not follow:
+            return
+        while True:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+                continue
+            with Queue.open(url) as queue:
+                if queue.get(exp_id).status != "running":
+                    return
+            time.sleep(1.0)

@@ -1,0 +1,277 @@
+"""The training step on the JAX backend: a pure function under ``jax.jit``.
+
+Keras 3's pattern for custom JAX loops: the models run through
+``stateless_call`` on explicit lists of trainable and non-trainable values
+(batch-norm statistics and dropout seed states are among the latter), and the
+optimisers update through ``stateless_apply``. The values live here between
+steps; :meth:`JaxStep.push` writes them back to the Keras variables before
+anything reads those (checkpoints, export), :meth:`JaxStep.pull` reads them in
+after a restore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ganlab.autodiff import input_gradient
+from ganlab.specs import RegularizerContext
+from ganlab.training.models import Gan
+from ganlab.training.step_common import (
+    LABEL_STREAM,
+    REG_STREAM,
+    Z_STREAM,
+    StepSettings,
+    discriminator_objective,
+    generator_objective,
+    global_norm,
+    loss_scale,
+    mean_logit,
+    normalise,
+)
+
+State = dict[str, list[Any]]
+
+
+class JaxStep:
+    """Compiled training step and sampler for the JAX backend."""
+
+    def __init__(self, gan: Gan, settings: StepSettings) -> None:
+        import jax
+
+        self.gan = gan
+        self.s = settings
+        self.state: State = {}
+        self.pull()
+        # No buffer donation: the EMA copies alias the generator's statistics, and
+        # GAN weights are small next to the activations a step allocates.
+        self._train = jax.jit(self._train_step)
+        self._sample = jax.jit(self._sample_fn, static_argnums=0)
+
+    # ---------------------------------------------------------------- public
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray | None, step: int) -> dict[str, Any]:
+        """Run one step on ``images`` uint8 ``(n_critic, B, H, W, C)``; returns device scalars."""
+        self.state, out = self._train(self.state, images, labels, np.int32(step))
+        return out
+
+    def generate(self, z: np.ndarray, labels: np.ndarray | None, ema: bool = True) -> np.ndarray:
+        """Images float32 ``[-1, 1]`` from ``z`` (one call; the caller chunks)."""
+        use_ema = ema and self.gan.ema_generator is not None
+        tv = self.state["ema_tv" if use_ema else "g_tv"]
+        ntv = self.state["ema_ntv" if use_ema else "g_ntv"]
+        return np.asarray(self._sample(use_ema, tv, ntv, z, labels))
+
+    def pull(self) -> None:
+        """Read the Keras variables into the step's state (at start and after a restore)."""
+        import jax.numpy as jnp
+
+        gan = self.gan
+
+        def values(variables: list[Any]) -> list[Any]:
+            # Copies, so the arrays the step replaces are never the ones the variables hold.
+            return [jnp.array(v.value, copy=True) for v in variables]
+
+        self.state = {
+            "g_tv": values(gan.generator.trainable_variables),
+            "g_ntv": values(gan.generator.non_trainable_variables),
+            "d_tv": values(gan.discriminator.trainable_variables),
+            "d_ntv": values(gan.discriminator.non_trainable_variables),
+            "g_opt": values(gan.g_opt.variables),
+            "d_opt": values(gan.d_opt.variables),
+        }
+        if gan.ema_generator is not None:
+            self.state["ema_tv"] = values(gan.ema_generator.trainable_variables)
+            self.state["ema_ntv"] = values(gan.ema_generator.non_trainable_variables)
+
+    def push(self) -> None:
+        """Write the step's state back to the Keras variables."""
+        import jax.numpy as jnp
+
+        gan = self.gan
+        pairs = [
+            (gan.generator.trainable_variables, "g_tv"),
+            (gan.generator.non_trainable_variables, "g_ntv"),
+            (gan.discriminator.trainable_variables, "d_tv"),
+            (gan.discriminator.non_trainable_variables, "d_ntv"),
+            (gan.g_opt.variables, "g_opt"),
+            (gan.d_opt.variables, "d_opt"),
+        ]
+        if gan.ema_generator is not None:
+            pairs += [(gan.ema_generator.trainable_variables, "ema_tv"), (gan.ema_generator.non_trainable_variables, "ema_ntv")]
+        for variables, key in pairs:
+            for variable, value in zip(variables, self.state[key]):
+                variable.assign(jnp.array(value, copy=True))
+
+    # --------------------------------------------------------------- compiled
+
+    def _sample_fn(self, use_ema: bool, tv: list[Any], ntv: list[Any], z: Any, labels: Any) -> Any:
+        import jax.numpy as jnp
+
+        model = self.gan.ema_generator if use_ema else self.gan.generator
+        images, _ = model.stateless_call(tv, ntv, self.gan.generator_inputs(z, labels), training=False)
+        return images.astype(jnp.float32)
+
+    def _train_step(self, state: State, images: Any, labels: Any, step: Any) -> tuple[State, dict[str, Any]]:
+        import jax
+
+        state = dict(state)
+        key = jax.random.fold_in(jax.random.PRNGKey(self.s.seed), step)
+        out: dict[str, Any] = {}
+        if self.s.n_critic == 1:
+            out = self._joint_update(state, images[0], None if labels is None else labels[0], key)
+        else:
+            for i in range(self.s.n_critic):
+                out.update(self._d_update(state, images[i], None if labels is None else labels[i], jax.random.fold_in(key, i)))
+            out.update(self._g_update(state, jax.random.fold_in(key, self.s.n_critic)))
+        self._update_ema(state)
+        return state, out
+
+    def _noise(self, key: Any) -> tuple[Any, Any]:
+        import jax
+
+        z = jax.random.normal(jax.random.fold_in(key, Z_STREAM), (self.s.batch_size, self.s.latent_dim), dtype="float32")
+        labels = None
+        if self.gan.conditional:
+            labels = jax.random.randint(
+                jax.random.fold_in(key, LABEL_STREAM), (self.s.batch_size,), 0, self.gan.num_classes, dtype="int32"
+            )
+        return z, labels
+
+    def _scaled(self, opt: Any, opt_values: list[Any], loss: Any) -> tuple[Any, Any]:
+        """``(scaled loss, scale or None)`` read from the optimiser's current values, not its variables."""
+        import keras
+
+        with keras.StatelessScope(state_mapping=list(zip(opt.variables, opt_values))):
+            scale = loss_scale(opt)
+            return opt.scale_loss(loss), None if scale is None else keras.ops.convert_to_tensor(scale.value)
+
+    def _regularizer_context(self, d_tv: list[Any], d_ntv: list[Any], real: Any, fake: Any, labels: Any, key: Any) -> Any:
+        import jax
+
+        gan = self.gan
+
+        def make() -> RegularizerContext:
+            def discriminator(x: Any) -> Any:
+                return gan.discriminator.stateless_call(d_tv, d_ntv, gan.discriminator_inputs(x, labels), training=True)[0]
+
+            return RegularizerContext(
+                real=real,
+                fake=fake,
+                labels=labels,
+                discriminator=discriminator,
+                input_gradient=input_gradient,
+                seed=jax.random.fold_in(key, REG_STREAM),
+            )
+
+        return make
+
+    def _d_update(self, state: State, real_u8: Any, labels: Any, key: Any) -> dict[str, Any]:
+        import jax
+
+        gan, s = self.gan, self.s
+        real = normalise(real_u8)
+        z, fake_labels = self._noise(key)
+        fake, state["g_ntv"] = gan.generator.stateless_call(
+            state["g_tv"], state["g_ntv"], gan.generator_inputs(z, fake_labels), training=True
+        )
+        fake = jax.lax.stop_gradient(fake)
+
+        def loss_fn(d_tv: list[Any], d_ntv: list[Any]) -> tuple[Any, tuple[Any, ...]]:
+            real_logits, d_ntv = gan.discriminator.stateless_call(d_tv, d_ntv, gan.discriminator_inputs(real, labels), training=True)
+            fake_logits, d_ntv = gan.discriminator.stateless_call(d_tv, d_ntv, gan.discriminator_inputs(fake, fake_labels), training=True)
+            d_loss, penalty = discriminator_objective(
+                s, real_logits, fake_logits, self._regularizer_context(d_tv, d_ntv, real, fake, labels, key)
+            )
+            scaled, scale = self._scaled(gan.d_opt, state["d_opt"], d_loss + penalty)
+            return scaled, (d_ntv, d_loss, penalty, real_logits, fake_logits, scale)
+
+        grads, (d_ntv, d_loss, penalty, real_logits, fake_logits, scale) = jax.grad(loss_fn, has_aux=True)(
+            state["d_tv"], state["d_ntv"]
+        )
+        norm = _unscaled(global_norm(grads), scale)
+        state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], grads, state["d_tv"])
+        state["d_ntv"] = d_ntv
+        return self._d_outputs(d_loss, penalty, real_logits, fake_logits, norm)
+
+    def _g_update(self, state: State, key: Any) -> dict[str, Any]:
+        import jax
+
+        gan, s = self.gan, self.s
+        z, fake_labels = self._noise(key)
+
+        def loss_fn(g_tv: list[Any], g_ntv: list[Any], d_ntv: list[Any]) -> tuple[Any, tuple[Any, ...]]:
+            fake, g_ntv = gan.generator.stateless_call(g_tv, g_ntv, gan.generator_inputs(z, fake_labels), training=True)
+            fake_logits, d_ntv = gan.discriminator.stateless_call(
+                state["d_tv"], d_ntv, gan.discriminator_inputs(fake, fake_labels), training=True
+            )
+            g_loss = generator_objective(s, fake_logits)
+            scaled, scale = self._scaled(gan.g_opt, state["g_opt"], g_loss)
+            return scaled, (g_ntv, d_ntv, g_loss, scale)
+
+        grads, (g_ntv, d_ntv, g_loss, scale) = jax.grad(loss_fn, has_aux=True)(state["g_tv"], state["g_ntv"], state["d_ntv"])
+        norm = _unscaled(global_norm(grads), scale)
+        state["g_tv"], state["g_opt"] = gan.g_opt.stateless_apply(state["g_opt"], grads, state["g_tv"])
+        state["g_ntv"], state["d_ntv"] = g_ntv, d_ntv
+        return {"loss/generator": g_loss, "grad_norm/generator": norm}
+
+    def _joint_update(self, state: State, real_u8: Any, labels: Any, key: Any) -> dict[str, Any]:
+        import jax
+        import jax.numpy as jnp
+
+        gan, s = self.gan, self.s
+        real = normalise(real_u8)
+        z, fake_labels = self._noise(key)
+
+        def forward(g_tv: list[Any], d_tv: list[Any]) -> tuple[tuple[Any, Any], tuple[Any, ...]]:
+            fake, g_ntv = gan.generator.stateless_call(g_tv, state["g_ntv"], gan.generator_inputs(z, fake_labels), training=True)
+            real_logits, d_ntv = gan.discriminator.stateless_call(
+                d_tv, state["d_ntv"], gan.discriminator_inputs(real, labels), training=True
+            )
+            fake_logits, d_ntv = gan.discriminator.stateless_call(d_tv, d_ntv, gan.discriminator_inputs(fake, fake_labels), training=True)
+            d_loss, penalty = discriminator_objective(
+                s, real_logits, fake_logits, self._regularizer_context(d_tv, d_ntv, real, fake, labels, key)
+            )
+            g_loss = generator_objective(s, fake_logits)
+            d_scaled, d_scale = self._scaled(gan.d_opt, state["d_opt"], d_loss + penalty)
+            g_scaled, g_scale = self._scaled(gan.g_opt, state["g_opt"], g_loss)
+            aux = (g_ntv, d_ntv, d_loss, penalty, g_loss, real_logits, fake_logits, d_scale, g_scale)
+            return (d_scaled, g_scaled), aux
+
+        (d_scaled, g_scaled), pullback, aux = jax.vjp(forward, state["g_tv"], state["d_tv"], has_aux=True)
+        g_ntv, d_ntv, d_loss, penalty, g_loss, real_logits, fake_logits, d_scale, g_scale = aux
+        # One forward pass, two backward passes: each network's gradient of its own loss.
+        _, d_grads = pullback((jnp.ones_like(d_scaled), jnp.zeros_like(g_scaled)))
+        g_grads, _ = pullback((jnp.zeros_like(d_scaled), jnp.ones_like(g_scaled)))
+        d_norm = _unscaled(global_norm(d_grads), d_scale)
+        g_norm = _unscaled(global_norm(g_grads), g_scale)
+        state["g_tv"], state["g_opt"] = gan.g_opt.stateless_apply(state["g_opt"], g_grads, state["g_tv"])
+        state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], d_grads, state["d_tv"])
+        state["g_ntv"], state["d_ntv"] = g_ntv, d_ntv
+        out = self._d_outputs(d_loss, penalty, real_logits, fake_logits, d_norm)
+        out.update({"loss/generator": g_loss, "grad_norm/generator": g_norm})
+        return out
+
+    def _d_outputs(self, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any) -> dict[str, Any]:
+        out = {
+            "loss/discriminator": d_loss,
+            "disc/real": mean_logit(real_logits),
+            "disc/fake": mean_logit(fake_logits),
+            "grad_norm/discriminator": norm,
+        }
+        if self.s.loss.regularizer is not None:
+            out["loss/penalty"] = penalty
+        return out
+
+    def _update_ema(self, state: State) -> None:
+        if self.gan.ema_generator is None:
+            return
+        decay = self.s.ema
+        state["ema_tv"] = [decay * e + (1.0 - decay) * w for e, w in zip(state["ema_tv"], state["g_tv"])]
+        # Batch-norm statistics and seed states are copied, not averaged.
+        state["ema_ntv"] = list(state["g_ntv"])
+
+
+def _unscaled(norm: Any, scale: Any) -> Any:
+    return norm if scale is None else norm / scale

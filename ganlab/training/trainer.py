@@ -1,0 +1,368 @@
+"""Training one experiment: data, compiled step, checkpoints, metrics and TensorBoard, in one loop.
+
+:func:`train` is the entry point shared by ``ganlab train`` and the worker's
+child process. Errors in the arguments, the run directory, the dataset or the
+plugins' networks are raised before training starts (GanlabError for user
+mistakes); once the loop runs, every ending is a :class:`TrainResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ganlab.config import ExperimentConfig
+from ganlab.errors import ConfigError
+from ganlab.registry import Registry, load_plugins
+from ganlab.specs import ImageData
+from ganlab.training.backend import activate_backend, dtype_policy
+from ganlab.training.checkpoint import all_finite, load_checkpoint, save_checkpoint
+from ganlab.training.data import BatchStream
+from ganlab.training.evaluation import MetricsTracker
+from ganlab.training.models import Gan, build_gan
+from ganlab.training.report import BaseReporter, Reporter, TrainResult
+from ganlab.training.run_dir import RunDir
+from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
+from ganlab.training.step_common import StepSettings
+
+#: Scalars that score a run in the HParams dashboard.
+HPARAM_METRICS = ("metrics/fd", "metrics/kid", "best/fd", "best/kid", "loss/generator", "loss/discriminator")
+
+
+def train(
+    config: ExperimentConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    registry: Registry | None = None,
+) -> TrainResult:
+    """Train ``config`` in ``run_dir`` and say how it ended.
+
+    Args:
+        config: a resolved experiment (see :class:`ganlab.config.Resolver`).
+        run_dir: the run's directory; created if missing.
+        resume: continue from ``run_dir``'s latest checkpoint (from step 0 if it
+            has none yet). Without it, a directory that already holds a run is refused.
+        reporter: progress callbacks and the stop request (see :class:`Reporter`).
+        registry: where the plugins come from; the default plugin set if omitted.
+
+    Raises:
+        GanlabError: the run cannot start (wrong backend, run dir taken or
+            holding another experiment, dataset unavailable, bad network).
+    """
+    activate_backend(config.train["backend"])
+    trainer = Trainer(config, RunDir(run_dir), registry or load_plugins(), reporter or BaseReporter())
+    return trainer.run(resume=resume)
+
+
+def make_engine(gan: Gan, settings: StepSettings, backend: str) -> Any:
+    """The compiled step for ``backend``: a TFStep or a JaxStep (same interface)."""
+    if backend == "jax":
+        from ganlab.training.step_jax import JaxStep
+
+        return JaxStep(gan, settings)
+    from ganlab.training.step_tf import TFStep
+
+    return TFStep(gan, settings)
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(what)
+        self.step = step
+        self.what = what
+
+
+class Trainer:
+    """One training run; use :func:`train` rather than this class directly."""
+
+    def __init__(self, config: ExperimentConfig, run_dir: RunDir, registry: Registry, reporter: Reporter) -> None:
+        self.config = config
+        self.t = config.train
+        self.run_dir = run_dir
+        self.registry = registry
+        self.reporter = reporter
+        self.loss_spec = registry.loss(config.loss)
+        self.arch_spec = registry.architecture(config.architecture)
+        self.data_spec = registry.dataset(config.dataset)
+        self.settings = StepSettings.from_config(config, self.loss_spec)
+
+    # --------------------------------------------------------------- set-up
+
+    def _claim_run_dir(self, resume: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """Check the directory fits this run; return the checkpoint to resume from, if any."""
+        rd = self.run_dir
+        if rd.has_run():
+            saved = rd.load_config()
+            if not resume:
+                raise ConfigError(
+                    f"run dir {rd.path} already holds a run; pass --resume to continue it, or choose another --run-dir"
+                )
+            if saved.to_json() != self.config.to_json():
+                raise ConfigError(
+                    f"run dir {rd.path} holds a different experiment (config {saved.hash}, this one {self.config.hash}); "
+                    "resume it with only --run-dir, or choose another --run-dir"
+                )
+        if resume and rd.checkpoint("latest").is_file():
+            return load_checkpoint(rd.checkpoint("latest"))
+        return None
+
+    def _load_data(self) -> ImageData:
+        data = self.data_spec.load(self.config.dataset_params)
+        if self.arch_spec.conditional and data.labels is None:
+            raise ConfigError(
+                f"architecture {self.arch_spec.name!r} is class-conditional but dataset {self.config.dataset!r} has no labels"
+            )
+        if len(data.images) < 2:
+            raise ConfigError(f"dataset {self.config.dataset!r} has {len(data.images)} image(s); training needs at least 2")
+        return data
+
+    def run(self, resume: bool = False) -> TrainResult:
+        checkpoint = self._claim_run_dir(resume)
+        data = self._load_data()
+        with dtype_policy(self.t["precision"]):
+            gan = build_gan(self.config, self.arch_spec, data.info())
+            engine = make_engine(gan, self.settings, self.t["backend"])
+            state: dict[str, Any] = {}
+            fixed_z, fixed_labels = noise(GRID_SIZE, gan.latent_dim, gan.num_classes, self.t["seed"], GRID_STREAM)
+            if checkpoint is not None:
+                arrays, state = checkpoint
+                gan.load_arrays(arrays)
+                engine.pull()
+                fixed_z = arrays.get("fixed/z", fixed_z)
+                fixed_labels = arrays.get("fixed/labels", fixed_labels)
+            # Written only now: a run that could not even start leaves the directory free.
+            self.run_dir.save_config(self.config)
+            return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels).run()
+
+
+class _Loop:
+    """The state of one process's training loop."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        data: ImageData,
+        gan: Gan,
+        engine: Any,
+        state: Mapping[str, Any],
+        fixed_z: np.ndarray,
+        fixed_labels: np.ndarray | None,
+    ) -> None:
+        from ganlab.tblog import RunWriter
+
+        self.tr = trainer
+        self.t = trainer.t
+        self.rd = trainer.run_dir
+        self.reporter = trainer.reporter
+        self.gan = gan
+        self.engine = engine
+        self.fixed_z, self.fixed_labels = fixed_z, fixed_labels
+        self.start = int(state.get("step", 0))
+        self.step = self.start
+        self.checkpoint_step = self.start if state else None
+        self.stream = BatchStream(data, int(self.t["batch_size"]), int(self.t["seed"]), int(state.get("batches_taken", 0)))
+        self.tracker = MetricsTracker(data, int(self.t["eval_samples"]), int(self.t["seed"]), state.get("metrics"))
+        self.eval_z, self.eval_labels = self._eval_noise(data)
+        self.last: dict[str, float] = dict(state.get("last_losses", {}))
+        # Lets 'ganlab sample' rebuild the generator without the dataset.
+        self.data_info = {
+            "image_shape": list(data.image_shape),
+            "num_classes": gan.num_classes,
+            "class_names": list(data.class_names) if data.class_names else None,
+        }
+        self.chunk = max(int(self.t["batch_size"]), 64)
+        self.warnings: list[str] = []
+        if self.start:
+            self.rd.truncate_metrics(self.start)
+        # After a resume, TensorBoard drops what the dead process logged past the checkpoint's step.
+        self.writer = RunWriter(self.rd.path, resume_step=self.start + 1 if self.start else None)
+
+    def _eval_noise(self, data: ImageData) -> tuple[np.ndarray, np.ndarray | None]:
+        z, labels = noise(int(self.t["eval_samples"]), self.gan.latent_dim, None, self.t["seed"], EVAL_STREAM)
+        if self.gan.conditional:
+            # Labels drawn like the data's, so class balance matches the real side of the comparison.
+            rng = np.random.default_rng([int(self.t["seed"]), EVAL_STREAM, 1])
+            labels = rng.choice(np.asarray(data.labels), size=len(z)).astype(np.int32)
+        return z, labels
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> TrainResult:
+        total = int(self.t["steps"])
+        try:
+            self._open_session()
+            self.reporter.on_start(self.start, total)
+            if self.step >= total:
+                return self._finish("succeeded")
+            return self._train_until(total)
+        except _Diverged as exc:
+            self.writer.hparams_end("failure")
+            kept = f"the last good checkpoint is step {self.checkpoint_step}" if self.checkpoint_step is not None else "no checkpoint was written"
+            return self._result("diverged", exc.step, error=f"{exc.what} at step {exc.step}; {kept}")
+        except Exception as exc:  # noqa: BLE001 - a failed run is a result the caller records
+            self.writer.hparams_end("failure")
+            line = str(exc).strip().splitlines()
+            error = f"{type(exc).__name__}: {line[0]}" if line else type(exc).__name__
+            return self._result("failed", self.step, error=error, tb=traceback.format_exc())
+        finally:
+            self.writer.close()
+
+    def _open_session(self) -> None:
+        config = self.tr.config
+        if self.start == 0:
+            hparams = {k: v for k, v in config.flat().items() if v is not None}
+            self.writer.hparams_start(hparams, HPARAM_METRICS)
+        body = json.dumps(config.to_dict(), indent=2, sort_keys=True)
+        # Four-space indentation makes the JSON a code block in the Text dashboard's markdown.
+        self.writer.text("config", "\n".join("    " + line for line in body.splitlines()), self.start)
+        self.writer.hparams_end("running")
+
+    def _train_until(self, total: int) -> TrainResult:
+        t = self.t
+        n_critic = int(t["n_critic"])
+        images_per_step = int(t["batch_size"]) * n_critic
+        every = {k: int(t[k]) for k in ("log_every", "sample_every", "eval_every", "checkpoint_every")}
+        window_steps, window_time = 0, 0.0
+        compiled = False
+        pending: tuple[int, dict[str, Any]] | None = None
+        while self.step < total:
+            if self.reporter.should_stop():
+                if pending is not None:
+                    self._fetch(*pending)
+                if self.checkpoint_step != self.step:
+                    self._save(("latest",))
+                self.writer.hparams_end("unknown")
+                return self._result("stopped", self.step)
+            started = time.perf_counter()
+            images, labels = self.stream.next(n_critic)
+            out = self.engine(images, labels, self.step + 1)
+            self.step += 1
+            # Read the previous step's losses while this one runs (JAX dispatches asynchronously).
+            if pending is not None:
+                self._fetch(*pending)
+            pending = (self.step, out)
+            due = {k for k, n in every.items() if self.step % n == 0}
+            final = self.step == total
+            if due or final:
+                self._fetch(*pending)
+                pending = None
+            if compiled:  # the first step of a process is mostly compilation
+                window_time += time.perf_counter() - started
+                window_steps += 1
+            compiled = True
+            if "log_every" in due or final:
+                rate = window_steps / window_time if window_time > 0 else math.nan
+                self._log(rate, rate * images_per_step)
+                window_steps, window_time = 0, 0.0
+            if "sample_every" in due or final:
+                self._log_samples()
+            improved = False
+            if "eval_every" in due or final:
+                improved = self._evaluate()
+            which = (("latest",) if "checkpoint_every" in due or final else ()) + (("best",) if improved else ())
+            if which:
+                self._save(which)
+        return self._finish("succeeded")
+
+    def _finish(self, status: str) -> TrainResult:
+        self.writer.hparams_end("success")
+        return self._result(status, self.step)
+
+    def _result(self, status: str, step: int, error: str | None = None, tb: str | None = None) -> TrainResult:
+        best = {k: v for k, v in self.tracker.best.items()}
+        return TrainResult(
+            status=status,  # type: ignore[arg-type]
+            step=step,
+            metrics=dict(self.tracker.last),
+            best_metrics=best,
+            error=error,
+            traceback=tb,
+            warnings=list(self.warnings),
+            run_dir=str(self.rd.path),
+        )
+
+    # ----------------------------------------------------------- per-event
+
+    def _fetch(self, step: int, out: Mapping[str, Any]) -> None:
+        values = {k: float(np.asarray(v)) for k, v in out.items()}
+        bad = [k for k, v in values.items() if k.startswith("loss/") and not math.isfinite(v)]
+        if bad:
+            self.writer.scalars(values, step)
+            raise _Diverged(step, f"{bad[0]} became {values[bad[0]]}")
+        self.last = values
+
+    def _log(self, steps_per_s: float, images_per_s: float) -> None:
+        scalars = dict(self.last)
+        scalars["lr/generator"] = float(self.t["lr_g"])
+        scalars["lr/discriminator"] = float(self.t["lr_d"])
+        if math.isfinite(steps_per_s):
+            scalars["perf/steps_per_s"] = steps_per_s
+            scalars["perf/images_per_s"] = images_per_s
+        self.writer.scalars(scalars, self.step)
+        self.reporter.on_progress(self.step, dict(self.last), steps_per_s, images_per_s)
+
+    def _log_samples(self) -> None:
+        from ganlab.tblog import image_grid, save_png
+
+        images = generate_all(self.engine.generate, self.fixed_z, self.fixed_labels, len(self.fixed_z))
+        grid = image_grid(images, ncols=int(math.sqrt(len(images))) or None)
+        self.writer.image("samples", grid, self.step)
+        self.rd.samples_png.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.rd.samples_png.with_name(".latest.png")
+        save_png(grid, tmp)
+        os.replace(tmp, self.rd.samples_png)
+
+    def _evaluate(self) -> bool:
+        fake = generate_all(self.engine.generate, self.eval_z, self.eval_labels, self.chunk)
+        try:
+            record, improved = self.tracker.evaluate(self.step, fake)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            # A metric that cannot be computed (e.g. degenerate samples) must not end a long run;
+            # it is reported in the result, the Text dashboard and metrics.jsonl instead.
+            message = f"evaluation at step {self.step} failed: {type(exc).__name__}: {exc}"
+            self.warnings.append(message)
+            self.writer.text("warnings", message, self.step)
+            self.rd.append_metrics({"step": self.step, "error": message})
+            return False
+        self.writer.scalars(self.tracker.scalars(), self.step)
+        self.writer.flush()
+        self.rd.append_metrics(
+            {"step": self.step, **record, "ema": self.gan.ema_generator is not None, "protocol": self.tracker.protocol}
+        )
+        self.reporter.on_eval(self.step, {**record, **{f"best_{k}": v for k, v in self.tracker.best.items()}})
+        return improved
+
+    def _save(self, which: tuple[str, ...]) -> None:
+        self.engine.push()
+        arrays = self.gan.to_arrays()
+        if not all_finite(arrays):
+            raise _Diverged(self.step, "a weight became NaN or Inf")
+        arrays["fixed/z"] = self.fixed_z
+        if self.fixed_labels is not None:
+            arrays["fixed/labels"] = self.fixed_labels
+        state = {
+            "step": self.step,
+            "batches_taken": self.stream.batches_taken,
+            "config_hash": self.tr.config.hash,
+            "backend": self.t["backend"],
+            "data": self.data_info,
+            "metrics": self.tracker.state(),
+            "last_losses": self.last,
+            "saved_at": time.time(),
+        }
+        for name in which:
+            save_checkpoint(self.rd.checkpoint(name), arrays, {**state, "kind": name})
+        if "latest" in which:
+            self.checkpoint_step = self.step
+            self.reporter.on_checkpoint(self.step)
+        self.writer.flush()
+

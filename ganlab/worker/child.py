@@ -1,0 +1,147 @@
+"""One training child process: started with ``ganlab train``, watched, stopped.
+
+Each experiment runs in its own process so a crash, an out-of-memory kill or
+a segfault takes down that experiment only. The child runs the same command
+a user would (``ganlab train --config-file … --run-dir … --resume``), pinned
+to one GPU, with its output appended to ``train.log`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ganlab.store.queue import Claim
+from ganlab.worker.channel import ReportReader
+
+LOG_NAME = "train.log"
+CONFIG_NAME = "experiment.json"
+
+
+@dataclass
+class Child:
+    """A running experiment as the worker tracks it."""
+
+    claim: Claim
+    slot: str | None
+    run_dir: Path
+    process: subprocess.Popen[bytes]
+    reader: ReportReader
+    started: float = field(default_factory=time.monotonic)
+    step: int = 0
+    total: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    steps_per_s: float = 0.0
+    result: dict[str, Any] | None = None
+    last_renew: float = field(default_factory=time.monotonic)
+    stop_sent: float | None = None
+    cancelling: bool = False
+    lease_lost: bool = False
+
+    @property
+    def id(self) -> int:
+        return self.claim.id
+
+    @property
+    def name(self) -> str:
+        return self.claim.experiment.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / LOG_NAME
+
+    def poll_reports(self) -> None:
+        """Fold the child's new report lines into what the worker shows and heartbeats."""
+        for event in self.reader.read():
+            kind = event.get("event")
+            if kind == "start":
+                self.step, self.total = int(event.get("step", 0)), int(event.get("total", self.total))
+            elif kind == "progress":
+                self.step = int(event.get("step", self.step))
+                self.losses = {k: float(v) for k, v in (event.get("losses") or {}).items()}
+                self.steps_per_s = float(event.get("steps_per_s", 0.0))
+            elif kind == "result":
+                self.result = event
+
+    def eta_s(self) -> float | None:
+        if self.steps_per_s <= 0 or not self.total:
+            return None
+        return max(0.0, (self.total - self.step) / self.steps_per_s)
+
+    def stop(self) -> None:
+        """Ask for a clean stop: the trainer checkpoints and exits (code 4)."""
+        if self.stop_sent is None and self.process.poll() is None:
+            self.stop_sent = time.monotonic()
+            _signal(self.process, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            _signal(self.process, signal.SIGKILL)
+
+    def finished(self) -> int | None:
+        return self.process.poll()
+
+    def close(self) -> None:
+        self.poll_reports()
+        self.reader.close()
+
+
+def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)  # the child leads its own process group (its data loaders too)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def child_env(slot: str | None, backend: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # An empty CUDA_VISIBLE_DEVICES hides every GPU: the CPU slot must not grab one.
+    env["CUDA_VISIBLE_DEVICES"] = slot if slot is not None else ""
+    env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    env["KERAS_BACKEND"] = backend
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "jax":
+        # JAX would otherwise reserve most of the GPU's memory up front.
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    return env
+
+
+def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plugins_dir: str | None) -> Child:
+    """Start ``ganlab train`` for a claimed experiment (resuming if the run dir has a checkpoint)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / CONFIG_NAME
+    tmp = config_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(claim.experiment.config, indent=2, sort_keys=True))
+    os.replace(tmp, config_file)
+    read_fd, write_fd = os.pipe()
+    cmd = [sys.executable, "-m", "ganlab"]
+    if plugins_dir:
+        cmd += ["--plugins-dir", plugins_dir]
+    cmd += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume", "--quiet",
+            "--report-fd", str(write_fd)]
+    log = open(run_dir / LOG_NAME, "ab")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    gpu = f"GPU {slot}" if slot is not None else "CPU"
+    log.write(f"\n=== {stamp}: experiment {claim.id} attempt {claim.experiment.attempts}, "
+              f"worker {worker_id}, {gpu} ===\n".encode())
+    log.flush()
+    try:
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=[write_fd],
+            env=child_env(slot, str(claim.experiment.config["train"]["backend"])),
+            start_new_session=True,  # Ctrl-C reaches the worker only; it decides how children stop
+        )
+    finally:
+        os.close(write_fd)
+        log.close()
+    total = int(claim.experiment.config["train"]["steps"])
+    return Child(claim, slot, run_dir, process, ReportReader(read_fd), step=claim.experiment.step, total=total)

@@ -1,0 +1,226 @@
+"""The worker: claim queued experiments, run each in a child process, keep the queue true.
+
+One loop, no threads. Every pass it reclaims expired leases, fills free
+slots (one per GPU, or one CPU slot), reads the children's progress, renews
+their leases (checking the fencing token), and settles children that ended.
+The database row is only ever written by the worker holding the current
+token, so a worker that was presumed dead cannot overwrite anything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from ganlab.errors import LeaseLost, StoreError
+from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
+from ganlab.worker.child import Child, spawn
+from ganlab.worker.display import WorkerDisplay
+from ganlab.worker.outcome import classify, tail
+
+#: A child asked to stop gets this long to checkpoint before it is killed.
+STOP_GRACE_S = 60.0
+
+
+@dataclass
+class WorkerOptions:
+    slots: list[str | None] = field(default_factory=lambda: [None])
+    runs_root: Path = Path("runs")
+    lease_s: float = 60.0
+    poll_s: float = 5.0
+    tags: tuple[str, ...] = ()
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_experiments: int | None = None
+    until_empty: bool = False
+    plugins_dir: str | None = None
+
+
+class Worker:
+    """Runs queued experiments until told to stop (or the queue is empty, with ``until_empty``)."""
+
+    def __init__(self, queue: Queue, options: WorkerOptions, display: WorkerDisplay | None = None) -> None:
+        self.queue = queue
+        self.options = options
+        self.display = display or WorkerDisplay(quiet=True)
+        self.host = socket.gethostname()
+        self.worker_id = f"{self.host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.children: dict[int, Child] = {}
+        self.started = 0
+        self.finished: list[tuple[int, str]] = []
+        self._stop_requests = 0
+        self._next_reclaim = 0.0
+        self._next_beat = 0.0
+
+    # ------------------------------------------------------------------ signals
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_requests += 1
+        name = signal.Signals(signum).name
+        if self._stop_requests == 1:
+            self.display.event(f"{name}: checkpointing {len(self.children)} running experiment(s) and stopping "
+                               "(again to stop at once)")
+            for child in self.children.values():
+                child.stop()
+        else:
+            self.display.event(f"{name} again: killing children now; their experiments go back to the queue")
+            for child in self.children.values():
+                child.kill()
+
+    # --------------------------------------------------------------------- loop
+
+    def run(self) -> int:
+        """Work until done; returns the process exit code (0 on a clean stop)."""
+        gpus = ",".join(s for s in self.options.slots if s is not None) or "cpu"
+        self.queue.register_worker(self.worker_id, host=self.host, pid=os.getpid(), gpus=gpus)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while True:
+                self._reclaim()
+                if not self._stop_requests:
+                    self._fill_slots()
+                self._watch_children()
+                self._worker_heartbeat()
+                if self._should_exit():
+                    break
+                time.sleep(0.2 if self.children else min(self.options.poll_s, 1.0))
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+            for child in list(self.children.values()):  # only on an unexpected error: leave nothing behind
+                child.kill()
+                child.process.wait()
+                self._settle(child)
+            self.display.close()
+            try:
+                self.queue.worker_stopped(self.worker_id)
+            except StoreError:
+                pass
+        return 0
+
+    def _should_exit(self) -> bool:
+        if self.children:
+            return False
+        if self._stop_requests:
+            return True
+        if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
+            return True
+        if self.options.until_empty:
+            # Someone else's running experiment may still come back to the queue if its worker dies.
+            if self.options.tags:
+                return not self.queue.list_experiments(statuses=["queued", "running"], tags=list(self.options.tags))
+            counts = self.queue.count_by_status()
+            return counts.get("queued", 0) == 0 and counts.get("running", 0) == 0
+        return False
+
+    def _reclaim(self) -> None:
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return
+        self._next_reclaim = now + self.options.poll_s
+        for r in self.queue.reclaim_expired(max_attempts=self.options.max_attempts):
+            self.display.event(f"#{r.id} reclaimed: {r.reason} -> {r.status}")
+
+    def _worker_heartbeat(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + self.options.lease_s / 3
+            self.queue.worker_heartbeat(self.worker_id)
+
+    def _fill_slots(self) -> None:
+        busy = {c.slot for c in self.children.values()}
+        for slot in self.options.slots:
+            if slot in busy:
+                continue
+            if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
+                return
+            claim = self.queue.claim(self.worker_id, host=self.host, pid=os.getpid(), lease_s=self.options.lease_s,
+                                     tags=list(self.options.tags) or None)
+            if claim is None:
+                return
+            self._start(claim, slot)
+
+    def _start(self, claim: Claim, slot: str | None) -> None:
+        exp = claim.experiment
+        run_dir = Path(exp.run_dir) if exp.run_dir else (self.options.runs_root / f"{exp.id:04d}-{exp.name}").resolve()
+        self.queue.set_run_dir(claim.id, claim.token, str(run_dir), host=self.host)
+        child = spawn(claim, slot, run_dir, worker_id=self.worker_id, plugins_dir=self.options.plugins_dir)
+        self.children[claim.id] = child
+        self.started += 1
+        where = f"GPU {slot}" if slot is not None else "CPU"
+        resumed = f", resuming at step {exp.step}" if exp.step else ""
+        self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}{resumed}) -> {run_dir}")
+
+    def _watch_children(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            child.poll_reports()
+            if child.finished() is None:
+                if now - child.last_renew >= self.options.lease_s / 3:
+                    self._renew(child)
+                if child.stop_sent is not None and now - child.stop_sent > STOP_GRACE_S:
+                    child.kill()
+                continue
+            child.close()
+            del self.children[child.id]
+            self._settle(child)
+        self.display.update(self.children.values())
+
+    def _renew(self, child: Child) -> None:
+        child.last_renew = time.monotonic()
+        try:
+            beat = self.queue.renew(child.id, child.claim.token, step=child.step, losses=child.losses or None,
+                                    lease_s=self.options.lease_s)
+        except LeaseLost as exc:
+            # Another worker owns it now: ours must not write a single byte more.
+            child.lease_lost = True
+            self.display.event(f"#{child.id} lease lost ({exc}); stopping its child")
+            child.kill()
+            return
+        if beat.cancel_requested and not child.cancelling:
+            child.cancelling = True
+            self.display.event(f"#{child.id} cancel requested; stopping it")
+            child.stop()
+
+    def _settle(self, child: Child) -> None:
+        """Write how the child ended, if this worker still owns the experiment."""
+        if child.lease_lost:
+            return
+        code = child.process.returncode
+        outcome = classify(code, child.result, tail(child.log_path))
+        exp_id, token = child.id, child.claim.token
+        try:
+            if child.cancelling:
+                self.queue.finish(exp_id, token, "cancelled", metrics=outcome.metrics, step=child.step,
+                                  error="cancelled by request")
+                status = "cancelled"
+            elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
+                self.queue.release(exp_id, token)
+                status = "queued"
+            elif outcome.status == "failed" and outcome.retryable:
+                status = self.queue.requeue(exp_id, token, reason=outcome.reason, detail=tail(child.log_path),
+                                            max_attempts=self.options.max_attempts)
+            else:
+                self.queue.finish(exp_id, token, outcome.status, metrics=outcome.metrics, step=child.step,
+                                  error=outcome.error)
+                status = outcome.status
+        except LeaseLost as exc:
+            self.display.event(f"#{exp_id} result discarded: {exc}")
+            return
+        self.finished.append((exp_id, status))
+        metrics = outcome.metrics or {}
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("fd", "kid", "best_fd"))
+        if status in ("succeeded", "diverged", "cancelled"):
+            error_line = next(iter((outcome.error or "").splitlines()), "")
+            detail = shown if status == "succeeded" or shown else error_line
+            self.display.event(f"#{exp_id} {child.name}: {status} at step {child.step}  {detail}".rstrip())
+        elif status == "queued":
+            why = "stopped, back in the queue" if outcome.status == "stopped" else f"{outcome.reason}; requeued"
+            self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
+        else:
+            self.display.event(f"#{exp_id} {child.name}: {status}: {outcome.reason}")

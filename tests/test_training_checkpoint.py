@@ -1,0 +1,55 @@
+"""Checkpoint files: round trip, atomic replacement, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ganlab.errors import ConfigError
+from ganlab.training import checkpoint as ck
+
+
+def test_round_trip_keeps_arrays_and_state(tmp_path):
+    path = ck.checkpoint_path(tmp_path, "latest")
+    arrays = {**ck.pack("g", [np.ones((2, 3), np.float32), np.array([7, 9], np.int64)]), "fixed/z": np.zeros((4, 2))}
+    ck.save_checkpoint(path, arrays, {"step": 12, "metrics": {"fd": 1.5}})
+    loaded, state = ck.load_checkpoint(path)
+    assert state["step"] == 12 and state["metrics"] == {"fd": 1.5} and state["format"] == ck.FORMAT_VERSION
+    assert loaded.keys() == arrays.keys()
+    assert ck.unpack("g", loaded, [(2, 3), (2,)])[1].tolist() == [7, 9]
+    assert [p.name for p in path.parent.iterdir()] == ["latest.npz"]  # no temp files left behind
+
+
+def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = ck.checkpoint_path(tmp_path)
+    ck.save_checkpoint(path, {"w/0000": np.zeros(3)}, {"step": 1})
+
+    def dies_halfway(fh, **arrays):
+        fh.write(b"PK\x03\x04 half a zip file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck.np, "savez", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        ck.save_checkpoint(path, {"w/0000": np.ones(3)}, {"step": 2})
+    monkeypatch.undo()
+    arrays, state = ck.load_checkpoint(path)
+    assert state["step"] == 1 and arrays["w/0000"].tolist() == [0, 0, 0]
+    assert [p.name for p in path.parent.iterdir()] == ["latest.npz"]
+
+
+def test_shape_and_count_mismatches_name_the_cause(tmp_path):
+    arrays = ck.pack("generator", [np.zeros((2, 2)), np.zeros(3)])
+    with pytest.raises(ConfigError, match="holds 2 generator variables but the model has 1"):
+        ck.unpack("generator", arrays, [(2, 2)])
+    with pytest.raises(ConfigError, match=r"generator/0001 has shape \(3,\) but the model expects \(4,\)"):
+        ck.unpack("generator", arrays, [(2, 2), (4,)])
+    with pytest.raises(ConfigError, match="no checkpoint at"):
+        ck.load_checkpoint(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        ck.load_checkpoint(tmp_path / "junk.npz")
+
+
+def test_all_finite_ignores_integers_and_catches_nan():
+    assert ck.all_finite({"a": np.ones(2), "seed": np.array([3, 4])})
+    assert not ck.all_finite({"a": np.array([1.0, np.inf])})

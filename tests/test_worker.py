@@ -1,0 +1,192 @@
+"""The worker with real processes: runs, crashes, kill -9 and resume, SIGTERM, cancel, two workers.
+
+Every experiment here is a real (tiny) Keras GAN trained by a real ``ganlab
+train`` child on the bundled digits at 8x8; the database is a real file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ganlab.cli import cli
+from ganlab.store.queue import Queue
+from ganlab.tblog.read import read_scalars
+
+from _store_db import db_url  # noqa: F401  (fixture: sqlite, and postgresql when a server is up)
+
+PLUGINS = Path(__file__).resolve().parent / "worker_plugins"
+SMALL = ["--arch", "faulty", "--dataset", "digits", "--loss", "non-saturating", "--batch-size", "16",
+         "--set", "size=8", "--set", "latent_dim=8", "--set", "eval_samples=64", "--set", "log_every=5"]
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path_factory, monkeypatch):
+    # One feature-net cache for the whole session: it is trained once per dataset.
+    monkeypatch.setenv("GANLAB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def enqueue(url: str, *args: str) -> list[int]:
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(PLUGINS), "queue", "--db", url, "add", "-q", *SMALL, *args])
+    assert result.exit_code == 0, result.output
+    return [int(line) for line in result.stdout.split()]
+
+
+def start_worker(url: str, runs: Path, *args: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "ganlab", "--plugins-dir", str(PLUGINS), "worker", "--db", url,
+           "--runs-dir", str(runs), "--gpus", "none", "--poll", "0.3", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 240) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def record(url: str, exp_id: int):
+    with Queue.open(url) as q:
+        return q.get(exp_id)
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def test_two_workers_run_the_queue_once_each(db_url, tmp_path):
+    ids = enqueue(db_url, "--steps", "20", "--seeds", "0,1,2,3")
+    assert len(ids) == 4
+    runs = tmp_path / "runs"
+    workers = [start_worker(db_url, runs, "--until-empty", "--lease", "20") for _ in range(2)]
+    outputs = [finish(w) for w in workers]
+    for exp_id in ids:
+        rec = record(db_url, exp_id)
+        assert rec.status == "succeeded", (rec.error, outputs)
+        assert rec.attempts == 1 and rec.step == 20
+        assert rec.metrics["fd"] > 0
+        log = (Path(rec.run_dir) / "train.log").read_text()
+        assert log.count("=== ") == 1, log  # started exactly once, by exactly one worker
+    combined = "".join(outputs)
+    assert all(f"#{i} " in combined and "succeeded at step 20" in combined for i in ids), combined
+    logs = CliRunner().invoke(cli, ["logs", "--db", db_url, str(ids[0]), "-n", "50"])
+    assert logs.exit_code == 0 and f"experiment {ids[0]} attempt 1" in logs.stdout
+    status = CliRunner().invoke(cli, ["status", "--db", db_url, "--json", "--all-workers"])
+    data = json.loads(status.stdout)
+    assert data["counts"]["succeeded"] == 4 and data["running"] == []
+    assert len(data["workers"]) == 2 and {w["status"] for w in data["workers"]} == {"stopped"}
+
+
+def test_crashes_are_classified_retried_and_the_worker_goes_on(tmp_path):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    raised = enqueue(url, "--steps", "5", "--set", "fault=raise", "--priority", "3")[0]
+    killed = enqueue(url, "--steps", "5", "--set", "fault=sigkill", "--priority", "2")[0]
+    fine = enqueue(url, "--steps", "5", "--priority", "1")[0]
+    out = finish(start_worker(url, tmp_path / "runs", "--until-empty", "--max-attempts", "2", "--lease", "20"))
+    r = record(url, raised)
+    assert r.status == "failed" and r.attempts == 1  # a Python exception is a bug: not retried
+    assert r.error.splitlines()[-1] == "RuntimeError: injected failure while building the generator"
+    assert "Python exception: RuntimeError: injected failure" in out
+    k = record(url, killed)
+    assert k.status == "failed" and k.attempts == 2  # a kill may be the machine's fault: retried, then failed
+    assert k.error.startswith("killed by signal 9 (SIGKILL)")
+    assert record(url, fine).status == "succeeded"
+
+
+def test_kill_9_then_a_new_worker_resumes_from_the_checkpoint(db_url, tmp_path):
+    url = db_url
+    [exp_id] = enqueue(url, "--steps", "400", "--set", "checkpoint_every=10", "--set", "eval_every=1000")
+    runs = tmp_path / "runs"
+    first = start_worker(url, runs, "--until-empty", "--lease", "3")
+    wait_for(lambda: record(url, exp_id).step >= 30, what="step 30")
+    victims = [first.pid, *children_of(first.pid)]
+    assert len(victims) == 2, "worker and its training child"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    first.communicate()
+    killed_at = record(url, exp_id).step
+    assert record(url, exp_id).status == "running"  # nobody told the queue: only the lease can
+
+    out = finish(start_worker(url, runs, "--until-empty", "--lease", "3"))
+    rec = record(url, exp_id)
+    assert rec.status == "succeeded" and rec.step == 400 and rec.attempts == 2
+    assert f"#{exp_id} reclaimed" in out and "resuming at step" in out
+    log = (Path(rec.run_dir) / "train.log").read_text()
+    assert log.count("=== ") == 2
+    steps = [s for s, _ in read_scalars(rec.run_dir)["loss/generator"]]
+    assert steps == sorted(set(steps)), "TensorBoard shows each step once, in order"
+    assert steps[0] <= 5 and steps[-1] == 400 and any(s <= killed_at for s in steps) and any(s > killed_at + 10 for s in steps)
+    # The curve is continuous: no gap wider than the checkpoint interval where the run resumed.
+    assert max(b - a for a, b in zip(steps, steps[1:])) <= 10
+
+
+def test_sigterm_requeues_and_cancel_stops_a_running_experiment(tmp_path):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    [exp_id] = enqueue(url, "--steps", "5000", "--set", "checkpoint_every=1000", "--set", "eval_every=100000")
+    runs = tmp_path / "runs"
+    worker = start_worker(url, runs, "--lease", "6")
+    wait_for(lambda: record(url, exp_id).step >= 10, what="step 10")
+    worker.send_signal(signal.SIGTERM)
+    out = finish(worker, timeout=60)
+    rec = record(url, exp_id)
+    assert rec.status == "queued" and rec.step >= 10
+    assert "back in the queue" in out
+    assert (Path(rec.run_dir) / "checkpoints" / "latest.npz").is_file()
+    stopped_at = rec.step
+
+    worker = start_worker(url, runs, "--until-empty", "--lease", "3")
+    wait_for(lambda: record(url, exp_id).step > stopped_at, what="the resumed run to make progress")
+    asked = time.monotonic()
+    cancel = CliRunner().invoke(cli, ["queue", "--db", url, "cancel", str(exp_id)])
+    assert cancel.exit_code == 0, cancel.output
+    finish(worker, timeout=60)
+    assert record(url, exp_id).status == "cancelled"
+    assert time.monotonic() - asked < 30
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpus", "zero"], "Error: --gpus 'zero' is not valid; use auto, none, or GPU ids like 0,1"),
+    (["--lease", "0"], "Invalid value for '--lease': must be > 0, got 0.0"),
+])
+def test_worker_bad_options(tmp_path, args, message):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    enqueue(url, "--steps", "5")
+    result = CliRunner().invoke(cli, ["worker", "--db", url, *args])
+    assert result.exit_code != 0 and message in result.output
+    assert record(url, 1).status == "queued"
+
+
+def test_worker_on_a_missing_database_is_one_line(tmp_path):
+    missing = tmp_path / "none.db"
+    result = CliRunner().invoke(cli, ["worker", "--db", str(missing), "--until-empty"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert not missing.exists()
+    logs = CliRunner().invoke(cli, ["logs", "--db", str(missing), "3"])
+    assert logs.exit_code == 1 and logs.output.startswith("Error: ")
