@@ -42,6 +42,7 @@ class Child:
     steps_per_s: float = 0.0
     result: dict[str, Any] | None = None
     last_renew: float = field(default_factory=time.monotonic)
+    lease_renewed: float = field(default_factory=time.monotonic)  # last renew the database accepted
     stop_sent: float | None = None
     cancelling: bool = False
     lease_lost: bool = False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from ganlab.errors import LeaseLost, StoreError
+from ganlab.errors import DatabaseUnreachable, LeaseLost, StoreError
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.worker.child import Child, spawn
 from ganlab.worker.display import WorkerDisplay
@@ -56,6 +56,8 @@ class Worker:
         self._stop_requests = 0
         self._next_reclaim = 0.0
         self._next_beat = 0.0
+        self._offline_since: float | None = None
+        self._unsettled: list[Child] = []  # ended while the database was unreachable
 
     # ------------------------------------------------------------------ signals
 
@@ -81,21 +83,32 @@ class Worker:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while True:
-                self._reclaim()
-                if not self._stop_requests:
-                    self._fill_slots()
-                self._watch_children()
-                self._worker_heartbeat()
-                if self._should_exit():
-                    break
-                time.sleep(0.2 if self.children else min(self.options.poll_s, 1.0))
+                try:
+                    self._settle_pending()
+                    self._reclaim()
+                    if not self._stop_requests:
+                        self._fill_slots()
+                    self._watch_children()
+                    self._worker_heartbeat()
+                    self._back_online()
+                    if self._should_exit():
+                        break
+                except DatabaseUnreachable as exc:
+                    self._went_offline(exc)
+                    self._watch_children()  # children keep training; their reports still arrive
+                    if self._stop_requests > 1 and not self.children:
+                        break
+                time.sleep(0.2 if self.children or self._offline_since else min(self.options.poll_s, 1.0))
         finally:
             for s, old in previous.items():
                 signal.signal(s, old)
             for child in list(self.children.values()):  # only on an unexpected error: leave nothing behind
                 child.kill()
                 child.process.wait()
-                self._settle(child)
+                try:
+                    self._settle(child)
+                except StoreError:
+                    pass  # its lease will lapse and another worker resumes it
             self.display.close()
             try:
                 self.queue.worker_stopped(self.worker_id)
@@ -103,8 +116,24 @@ class Worker:
                 pass
         return 0
 
+    def _went_offline(self, exc: DatabaseUnreachable) -> None:
+        if self._offline_since is None:
+            self._offline_since = time.monotonic()
+            self.display.event(f"database unreachable ({exc}); retrying. Running experiments go on until their "
+                               f"leases would expire ({self.options.lease_s:g} s), then checkpoint and stop")
+
+    def _back_online(self) -> None:
+        if self._offline_since is not None:
+            self.display.event(f"database reachable again after {time.monotonic() - self._offline_since:.0f} s")
+            self._offline_since = None
+
+    def _settle_pending(self) -> None:
+        while self._unsettled:
+            self._settle(self._unsettled[0])  # raises DatabaseUnreachable while still offline
+            self._unsettled.pop(0)
+
     def _should_exit(self) -> bool:
-        if self.children:
+        if self.children or self._unsettled:
             return False
         if self._stop_requests:
             return True
@@ -168,20 +197,33 @@ class Worker:
                 continue
             child.close()
             del self.children[child.id]
-            self._settle(child)
+            try:
+                self._settle(child)
+            except DatabaseUnreachable as exc:
+                self._unsettled.append(child)
+                self._went_offline(exc)
         self.display.update(self.children.values())
 
     def _renew(self, child: Child) -> None:
-        child.last_renew = time.monotonic()
+        now = time.monotonic()
+        child.last_renew = now
         try:
             beat = self.queue.renew(child.id, child.claim.token, step=child.step, losses=child.losses or None,
                                     lease_s=self.options.lease_s)
+        except DatabaseUnreachable as exc:
+            self._went_offline(exc)
+            if now - child.lease_renewed >= self.options.lease_s and child.stop_sent is None:
+                # Our lease has lapsed: another worker may take the experiment over, so stop (checkpointing).
+                self.display.event(f"#{child.id} lease expired while the database was unreachable; stopping its child")
+                child.stop()
+            return
         except LeaseLost as exc:
             # Another worker owns it now: ours must not write a single byte more.
             child.lease_lost = True
             self.display.event(f"#{child.id} lease lost ({exc}); stopping its child")
             child.kill()
             return
+        child.lease_renewed = now
         if beat.cancel_requested and not child.cancelling:
             child.cancelling = True
             self.display.event(f"#{child.id} cancel requested; stopping it")
