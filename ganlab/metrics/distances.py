@@ -1,15 +1,12 @@
 """Distances between two sets of feature vectors: Fréchet distance and KID.
 
 Both take ``(N, D)`` arrays of features of real and generated images and are
-plain numpy/scipy, so a score means the same on every Keras backend.
+plain numpy, so a score means the same on every Keras backend.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-import scipy.linalg
 
 __all__ = ["frechet_distance", "gaussian_stats", "kid"]
 
@@ -29,32 +26,32 @@ def gaussian_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return feats.mean(axis=0), np.cov(feats, rowvar=False).reshape(feats.shape[1], feats.shape[1])
 
 
+def _trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> float:
+    """``tr((C1 C2)^(1/2))`` through symmetric eigenproblems only.
+
+    ``C1 C2`` has the same eigenvalues as ``S C2 S`` with ``S = C1^(1/2)``, and
+    that product is symmetric positive semi-definite, so ``eigvalsh`` is exact up
+    to round-off even for singular covariances (fewer samples than features,
+    dead units), where a general matrix square root breaks down.
+    """
+    w, v = np.linalg.eigh((cov1 + cov1.T) / 2)
+    scale = max(float(np.abs(w).max()), 1e-300)
+    if w.min() < -1e-6 * scale:
+        raise ValueError(f"not a covariance matrix: eigenvalue {w.min():.3g} < 0")
+    root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    product = root @ cov2 @ root
+    lam = np.linalg.eigvalsh((product + product.T) / 2)
+    if lam.min() < -1e-6 * max(float(np.abs(lam).max()), 1e-300):
+        raise ValueError(f"not a covariance matrix: eigenvalue {lam.min():.3g} < 0")
+    return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+
+
 def frechet_from_stats(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """``|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2))``, the Fréchet distance of two Gaussians."""
     if mu1.shape != mu2.shape or cov1.shape != cov2.shape:
         raise ValueError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
-    with warnings.catch_warnings():
-        # A singular product is handled below; scipy's warning about it would only be noise.
-        warnings.simplefilter("ignore")
-        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():
-        # Rank-deficient covariances (fewer samples than dimensions, dead units) can make
-        # sqrtm blow up; a small ridge, scaled to the features' variance, makes them regular.
-        eps = 1e-6 * max(np.trace(cov1), np.trace(cov2), 1e-12) / len(cov1)
-        ridge = eps * np.eye(len(cov1))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            covmean = scipy.linalg.sqrtm((cov1 + ridge) @ (cov2 + ridge))
-    if np.iscomplexobj(covmean):
-        # The exact root of a product of PSD matrices has a real spectrum; imaginary parts
-        # are round-off unless they are large, which would mean the inputs are not covariances.
-        scale = max(1.0, float(np.abs(covmean.real).max()))
-        imaginary = float(np.abs(covmean.imag).max())
-        if imaginary > 1e-3 * scale:
-            raise ValueError(f"sqrtm produced a large imaginary part ({imaginary:.3g}); are the covariances PSD?")
-        covmean = covmean.real
     diff = mu1 - mu2
-    value = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * _trace_sqrt_product(cov1, cov2))
     # Round-off can push a zero distance slightly negative.
     return max(value, 0.0)
 
