@@ -30,6 +30,7 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--no-proxy-server",
 )
 ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
@@ -49,7 +50,9 @@ def hparams_sessions(base_url: str) -> list[dict]:
         # TensorBoard refuses POSTs without it (cross-site request protection).
         headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    # Straight to the local server, whatever http_proxy says.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(request, timeout=10) as response:
         return json.load(response).get("sessionGroups", [])
 
 
@@ -92,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="the runs root (default runs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "img" / "hparams.png")
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=900)
-    parser.add_argument("--scale", type=float, default=1.0, help="device scale factor (below 1 fits more columns)")
+    # A wide page drawn at 0.8: more of the table's columns fit in a picture of ordinary size.
+    parser.add_argument("--width", type=int, default=1900, help="page width in CSS pixels (default 1900)")
+    parser.add_argument("--height", type=int, default=800, help="page height in CSS pixels (default 800)")
+    parser.add_argument("--scale", type=float, default=0.8, help="device scale factor (default 0.8)")
     args = parser.parse_args(argv)
-    runs = [d for d in sorted(args.runs_dir.iterdir()) if d.is_dir() and any("tfevents" in f.name for f in d.iterdir())]
+    runs = [d for d in sorted(args.runs_dir.iterdir()) if d.is_dir() and any("tfevents" in f.name for f in d.iterdir())] \
+        if args.runs_dir.is_dir() else []
     if not runs:
         print(f"no runs with TensorBoard events under {args.runs_dir}; run 'ganlab demo' first", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -30,9 +31,12 @@ BEST_STYLE = "bold green"
 NOTHING_MATCHES = "no experiments match (try without --tag/--status, or see 'ganlab queue list')"
 
 
-def record_row(rec: ExperimentRecord) -> RunRow:
-    """One database record as a comparison row (wall time of its last attempt)."""
-    wall = (rec.finished_at - rec.started_at).total_seconds() if rec.finished_at and rec.started_at else None
+def record_row(rec: ExperimentRecord, now: datetime | None = None) -> RunRow:
+    """One database record as a comparison row (wall time of its last attempt; so far, for a running one)."""
+    end = rec.finished_at
+    if end is None and rec.status == "running":
+        end = now or datetime.now(timezone.utc)
+    wall = (end - rec.started_at).total_seconds() if end and rec.started_at else None
     return RunRow(
         id=rec.id, name=rec.name, status=rec.status, step=rec.step, total=rec.total_steps,
         hparams=ExperimentConfig.from_dict(rec.config).flat(), metrics=flat_metrics(rec.metrics), wall_s=wall,
@@ -41,7 +45,8 @@ def record_row(rec: ExperimentRecord) -> RunRow:
 
 def load_rows(store: Store, ids: Sequence[int], tags: Sequence[str], statuses: Sequence[str]) -> list[RunRow]:
     """The selected experiments as rows (see :func:`ganlab.compare.select.select_records`)."""
-    return [record_row(r) for r in select_records(store, ids, tags, statuses)]
+    now = datetime.now(timezone.utc)
+    return [record_row(r, now) for r in select_records(store, ids, tags, statuses)]
 
 
 def _fmt(value: object) -> str:

@@ -83,6 +83,11 @@ def _selected_runs(url: str, ids: tuple[int, ...], tags: tuple[str, ...], status
     with Store.open(url) as store:
         # Queued experiments are included only on request (they have no run dir until claimed).
         records = select_records(store, ids, tags, statuses, default_statuses=[s for s in STATUSES if s != "queued"])
+    running = [r for r in records if r.status == "running"]
+    if running:
+        # TensorBoard keeps the first status it reads per run (see ganlab.tblog.writer).
+        warn(f"{len(running)} selected experiment(s) still running; the HParams status shows 'running' "
+             "until TensorBoard is restarted after they end")
     runs: dict[str, Path] = {}
     for r in records:
         if r.run_dir and Path(r.run_dir).is_dir():

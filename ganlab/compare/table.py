@@ -7,6 +7,7 @@ renders the result as a table, JSON or CSV. No Keras, no TensorFlow.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ SEED_KEY = "train.seed"
 _BOOKKEEPING = {
     "train.checkpoint_every", "train.eval_every", "train.sample_every", "train.log_every",
 }
+# Numbers stored with the metrics that are not scores: no "best" among them.
+_NOT_SCORES = {"best_step", "step"}
+# Seed sweeps name their runs "...-seed=N" (ganlab.sweep); a seed group drops that part.
+_SEED_SUFFIX = re.compile(r"-seed=[^-]*$")
 
 
 @dataclass
@@ -45,21 +50,42 @@ def lower_is_better(metric: str) -> bool:
 
 
 def varying_keys(rows: Sequence[RunRow]) -> list[str]:
-    """Hyperparameters whose value differs between the rows (the ones worth a column)."""
+    """Hyperparameters whose value differs between the rows (the ones worth a column).
+
+    A parameter only some rows have (one loss's ``gp_weight``) counts when its
+    values differ among those rows; that the others lack it is already said
+    by the plugin's own column.
+    """
     keys: list[str] = []
     every = sorted({k for r in rows for k in r.hparams})
     for key in every:
         if key in _BOOKKEEPING:
             continue
-        values = {repr(r.hparams.get(key)) for r in rows}
+        values = {repr(r.hparams[key]) for r in rows if key in r.hparams}
         if len(values) > 1:
             keys.append(key)
     return keys
 
 
 def metric_names(rows: Sequence[RunRow]) -> list[str]:
+    """Every numeric metric any row has, sorted."""
     names = sorted({m for r in rows for m, v in r.metrics.items() if isinstance(v, (int, float))})
     return names
+
+
+def is_reference(metric: str) -> bool:
+    """Context for a score rather than a score: the real-vs-real floors, spreads, the best's step."""
+    return metric in _NOT_SCORES or metric.endswith("_floor") or "_std" in metric
+
+
+def table_metrics(metrics: Iterable[str]) -> list[str]:
+    """The metric columns of the terminal table: scores only, final values first, then the bests.
+
+    The reference numbers (:func:`is_reference`) would double the table's
+    width; JSON and CSV output keep them.
+    """
+    scores = [m for m in metrics if not is_reference(m)]
+    return sorted(scores, key=lambda m: (m.startswith("best_"), m))
 
 
 def group_seeds(rows: Sequence[RunRow]) -> list[RunRow]:
@@ -79,16 +105,17 @@ def group_seeds(rows: Sequence[RunRow]) -> list[RunRow]:
         for name in metric_names(members):
             values = [float(m.metrics[name]) for m in members if isinstance(m.metrics.get(name), (int, float))]
             metrics[name] = statistics.fmean(values)
-            spread[name] = statistics.stdev(values) if len(values) > 1 else 0.0
-        statuses = {m.status for m in members}
+            # One value has no spread; a "± 0" would claim the seeds agree.
+            if len(values) > 1:
+                spread[name] = statistics.stdev(values)
         walls = [m.wall_s for m in members if m.wall_s is not None]
         hparams = {k: v for k, v in first.hparams.items() if k != SEED_KEY}
         hparams[SEED_KEY] = ",".join(str(m.hparams.get(SEED_KEY)) for m in members)
         merged.append(
             RunRow(
                 id=first.id,
-                name=f"{first.name} ×{len(members)} seeds",
-                status=statuses.pop() if len(statuses) == 1 else "mixed",
+                name=f"{_SEED_SUFFIX.sub('', first.name)} ×{len(members)} seeds",
+                status=_group_status([m.status for m in members]),
                 step=min(m.step for m in members),
                 total=first.total,
                 hparams=hparams,
@@ -99,6 +126,16 @@ def group_seeds(rows: Sequence[RunRow]) -> list[RunRow]:
             )
         )
     return merged
+
+
+def _group_status(statuses: Sequence[str]) -> str:
+    """One status when the seeds agree, else the count of each (a diverged seed must show)."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    if len(counts) == 1:
+        return statuses[0]
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def sort_rows(rows: list[RunRow], metric: str | None) -> list[RunRow]:
@@ -124,6 +161,8 @@ def best_values(rows: Sequence[RunRow], metrics: Iterable[str]) -> dict[str, flo
     """The best value in each metric column."""
     best: dict[str, float] = {}
     for name in metrics:
+        if name in _NOT_SCORES:
+            continue
         values = [float(r.metrics[name]) for r in rows
                   if isinstance(r.metrics.get(name), (int, float)) and not math.isnan(r.metrics[name])]
         if values:
