@@ -24,7 +24,7 @@ DEMO_TAG = "demo"
 @db_option
 @click.option("--losses", default="non-saturating,hinge,wgan-gp", show_default=True,
               help="Comma list of losses to compare (each trains dcgan on digits).")
-@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Generator steps per run.")
+@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Generator steps per run.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--gpus", default="auto", show_default=True, help="As for 'ganlab worker'.")
