@@ -46,6 +46,8 @@ class Child:
     stop_sent: float | None = None
     cancelling: bool = False
     lease_lost: bool = False
+    start_step: int | None = None  # where training (re)started, once the child says so
+    start_shown: bool = False
 
     @property
     def id(self) -> int:
@@ -65,6 +67,7 @@ class Child:
             kind = event.get("event")
             if kind == "start":
                 self.step, self.total = int(event.get("step", 0)), int(event.get("total", self.total))
+                self.start_step = self.step
             elif kind == "progress":
                 self.step = int(event.get("step", self.step))
                 self.losses = {k: float(v) for k, v in (event.get("losses") or {}).items()}

@@ -182,13 +182,15 @@ class Worker:
         self.children[claim.id] = child
         self.started += 1
         where = f"GPU {slot}" if slot is not None else "CPU"
-        resumed = f", resuming at step {exp.step}" if exp.step else ""
-        self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}{resumed}) -> {run_dir}")
+        self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}) -> {run_dir}")
 
     def _watch_children(self) -> None:
         now = time.monotonic()
         for child in list(self.children.values()):
             child.poll_reports()
+            if child.start_step and not child.start_shown:
+                child.start_shown = True
+                self.display.event(f"#{child.id} {child.name}: resumed from its checkpoint at step {child.start_step}")
             if child.finished() is None:
                 if now - child.last_renew >= self.options.lease_s / 3:
                     self._renew(child)
