@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from perfdoc import replace_section  # noqa: E402
 
 CLAIMERS = 8
 CLAIM_ROWS = 4000
@@ -186,17 +189,7 @@ point. The saturated claim tail comes from the lock holder being descheduled on 
 and from `flock` waking waiters in no particular order; a single uncontended claim takes about 1 ms.
 
 """
-    path = ROOT / "docs" / "performance.md"
-    text = path.read_text() if path.exists() else "# Performance\n\n"
-    start = text.find("## Queue\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
+    return replace_section("Queue\n", section)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_queue import CLAIMERS, PACED_ROWS, PACED_WORK_MS, bench_claims  # noqa: E402
+from perfdoc import replace_section  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 ROWS = 2000
@@ -73,16 +74,7 @@ works ~{PACED_WORK_MS:g} ms per experiment ({PACED_ROWS:,} experiments). On Post
 rows; SQLite serialises every write behind one lock.
 
 """
-    path = ROOT / "docs" / "performance.md"
-    text = path.read_text() if path.exists() else "# Performance\n\n"
-    start = text.find("## Scale-out")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
+    return replace_section("Scale-out", section)
 
 
 def main() -> None:

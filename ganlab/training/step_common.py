@@ -103,6 +103,21 @@ def mean_logit(logits: Any) -> Any:
     return keras.ops.mean(keras.ops.cast(logits, "float32"))
 
 
+def discriminator_outputs(
+    settings: StepSettings, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any
+) -> dict[str, Any]:
+    """The discriminator's logged scalars, the same on every backend."""
+    out = {
+        "loss/discriminator": d_loss,
+        "disc/real": mean_logit(real_logits),
+        "disc/fake": mean_logit(fake_logits),
+        "grad_norm/discriminator": norm,
+    }
+    if settings.loss.regularizer is not None:
+        out["loss/penalty"] = penalty
+    return out
+
+
 def global_norm(grads: list[Any]) -> Any:
     """``sqrt(sum ||g||^2)`` over every gradient, in float32."""
     import keras

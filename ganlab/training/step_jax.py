@@ -19,6 +19,7 @@ from ganlab.autodiff import input_gradient
 from ganlab.specs import RegularizerContext
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
+    discriminator_outputs,
     LABEL_STREAM,
     REG_STREAM,
     Z_STREAM,
@@ -27,7 +28,6 @@ from ganlab.training.step_common import (
     generator_objective,
     global_norm,
     loss_scale,
-    mean_logit,
     normalise,
 )
 
@@ -193,7 +193,7 @@ class JaxStep:
         norm = _unscaled(global_norm(grads), scale)
         state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], grads, state["d_tv"])
         state["d_ntv"] = d_ntv
-        return self._d_outputs(d_loss, penalty, real_logits, fake_logits, norm)
+        return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm)
 
     def _g_update(self, state: State, key: Any) -> dict[str, Any]:
         import jax
@@ -249,19 +249,8 @@ class JaxStep:
         state["g_tv"], state["g_opt"] = gan.g_opt.stateless_apply(state["g_opt"], g_grads, state["g_tv"])
         state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], d_grads, state["d_tv"])
         state["g_ntv"], state["d_ntv"] = g_ntv, d_ntv
-        out = self._d_outputs(d_loss, penalty, real_logits, fake_logits, d_norm)
+        out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm)
         out.update({"loss/generator": g_loss, "grad_norm/generator": g_norm})
-        return out
-
-    def _d_outputs(self, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any) -> dict[str, Any]:
-        out = {
-            "loss/discriminator": d_loss,
-            "disc/real": mean_logit(real_logits),
-            "disc/fake": mean_logit(fake_logits),
-            "grad_norm/discriminator": norm,
-        }
-        if self.s.loss.regularizer is not None:
-            out["loss/penalty"] = penalty
         return out
 
     def _update_ema(self, state: State) -> None:

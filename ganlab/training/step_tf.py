@@ -16,6 +16,7 @@ from ganlab.autodiff import input_gradient
 from ganlab.specs import RegularizerContext
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
+    discriminator_outputs,
     LABEL_STREAM,
     REG_STREAM,
     Z_STREAM,
@@ -24,7 +25,6 @@ from ganlab.training.step_common import (
     generator_objective,
     global_norm,
     loss_scale,
-    mean_logit,
     normalise,
 )
 
@@ -137,7 +137,7 @@ class TFStep:
         grads = tape.gradient(scaled, d_vars)
         norm = _unscaled(global_norm(grads), gan.d_opt)
         gan.d_opt.apply(grads, d_vars)
-        return self._d_outputs(d_loss, penalty, real_logits, fake_logits, norm)
+        return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm)
 
     def _g_update(self, seed: Any) -> dict[str, Any]:
         import tensorflow as tf
@@ -179,19 +179,8 @@ class TFStep:
         d_norm = _unscaled(global_norm(d_grads), gan.d_opt)
         gan.g_opt.apply(g_grads, g_vars)
         gan.d_opt.apply(d_grads, d_vars)
-        out = self._d_outputs(d_loss, penalty, real_logits, fake_logits, d_norm)
+        out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm)
         out.update({"loss/generator": g_loss, "grad_norm/generator": g_norm})
-        return out
-
-    def _d_outputs(self, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any) -> dict[str, Any]:
-        out = {
-            "loss/discriminator": d_loss,
-            "disc/real": mean_logit(real_logits),
-            "disc/fake": mean_logit(fake_logits),
-            "grad_norm/discriminator": norm,
-        }
-        if self.s.loss.regularizer is not None:
-            out["loss/penalty"] = penalty
         return out
 
     def _update_ema(self) -> None:

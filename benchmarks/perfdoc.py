@@ -1,0 +1,24 @@
+"""Writing a benchmark's figures into its own section of docs/performance.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PERFORMANCE_MD = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+
+
+def replace_section(heading: str, section: str, path: Path = PERFORMANCE_MD) -> Path:
+    """Put ``section`` (which starts with ``## {heading}``) in place of the old one, or append it.
+
+    Other benchmarks' sections are left as they are.
+    """
+    text = path.read_text() if path.exists() else "# Performance\n\n"
+    start = text.find(f"## {heading}")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text.rstrip("\n") + "\n")
+    return path
