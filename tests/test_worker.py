@@ -101,6 +101,14 @@ def test_two_workers_run_the_queue_once_each(tmp_path):
     assert all(f"#{i} " in combined and "succeeded at step 20" in combined for i in ids), combined
     logs = CliRunner().invoke(cli, ["logs", "--db", db_url, str(ids[0]), "-n", "50"])
     assert logs.exit_code == 0 and f"experiment {ids[0]} attempt 1" in logs.stdout
+    grid = tmp_path / "grid.png"
+    sampled = CliRunner().invoke(cli, ["--plugins-dir", str(PLUGINS), "sample", "--db", db_url, str(ids[0]),
+                                       "-n", "4", "-o", str(grid)])
+    assert sampled.exit_code == 0 and grid.stat().st_size > 0, sampled.output
+    assert f"to {grid}" in sampled.output
+    unknown = CliRunner().invoke(cli, ["sample", "--db", db_url, "99", "-o", str(tmp_path / "x.png")])
+    assert unknown.exit_code == 1 and unknown.output.startswith("Error: no experiment 99")
+    assert not (tmp_path / "x.png").exists()
     status = CliRunner().invoke(cli, ["status", "--db", db_url, "--json", "--all-workers"])
     data = json.loads(status.stdout)
     assert data["counts"]["succeeded"] == 4 and data["running"] == []
@@ -179,6 +187,41 @@ def test_sigterm_requeues_and_cancel_stops_a_running_experiment(tmp_path):
     finish(worker, timeout=60)
     assert record(url, exp_id).status == "cancelled"
     assert time.monotonic() - asked < 30
+
+
+def test_a_worker_presumed_dead_cannot_overwrite_the_new_owner(tmp_path):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    [exp_id] = enqueue(url, "--steps", "5000", "--set", "checkpoint_every=20", "--set", "eval_every=100000")
+    runs = tmp_path / "runs"
+    a = start_worker(url, runs, "--lease", "2")
+    b = None
+    try:
+        run_dir = Path(wait_for(lambda: record(url, exp_id).run_dir, what="the claim"))
+        wait_for(lambda: (run_dir / "checkpoints" / "latest.npz").is_file(), what="a checkpoint")
+        [a_child] = children_of(a.pid)
+        for pid in (a.pid, a_child):  # frozen, as by a long GC pause or a suspended VM
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(2.5)  # its lease runs out
+        b = start_worker(url, runs, "--lease", "2", "--max-experiments", "1")
+        wait_for(lambda: record(url, exp_id).fence == 2 and record(url, exp_id).status == "running",
+                 what="the second worker to take the experiment over")
+        owner = record(url, exp_id).worker_id
+        for pid in (a_child, a.pid):
+            os.kill(pid, signal.SIGCONT)
+        # A's next heartbeat carries the stale token: it kills its child and writes nothing.
+        wait_for(lambda: not Path(f"/proc/{a_child}").exists(), timeout=30, what="A's child to be stopped")
+        assert record(url, exp_id).worker_id == owner and record(url, exp_id).status == "running"
+        assert CliRunner().invoke(cli, ["queue", "--db", url, "cancel", str(exp_id)]).exit_code == 0
+        finish(b, timeout=60)
+        a.send_signal(signal.SIGTERM)
+        out_a = finish(a, timeout=60)
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert f"#{exp_id} lease lost" in out_a
+    rec = record(url, exp_id)
+    assert rec.status == "cancelled" and rec.worker_id == owner and rec.attempts == 2
 
 
 @pytest.mark.parametrize("args, message", [

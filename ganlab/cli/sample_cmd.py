@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from ganlab.cli.db_cmd import db_option, db_url
 from ganlab.errors import ConfigError
 from ganlab.training.backend import imported_backend, prefer_backend
 from ganlab.training.run_dir import RunDir
 
 
 @click.command("sample")
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
+@db_option
+@click.argument("run_dir", metavar="RUN_DIR_OR_ID")
 @click.option("-n", "count", type=click.IntRange(min=1, max=65536), default=64, show_default=True, help="Images to generate.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help="PNG file for the grid.")
@@ -25,9 +27,13 @@ from ganlab.training.run_dir import RunDir
 @click.pass_context
 def sample(ctx: click.Context, run_dir: str, count: int, output: str, which: str, seed: int,
            ncols: int | None, export: str | None) -> None:
-    """Write an image grid from the generator of RUN_DIR (EMA weights when the run kept them)."""
+    """Write an image grid from the generator of a run: its directory, or a queued experiment's id.
+
+    Uses the EMA weights when the run kept them.
+    """
     if export is not None and not export.endswith(".keras"):
         raise ConfigError(f"--export {export}: the file name must end in .keras")
+    run_dir = _resolve_run(ctx, run_dir)
     config = RunDir(run_dir).load_config()
     # Checkpoints name no backend: use the run's unless keras is already running another one.
     if imported_backend() is None:
@@ -46,3 +52,20 @@ def sample(ctx: click.Context, run_dir: str, count: int, output: str, which: str
         gen.model.save(export)
         inputs = "[z, labels]" if gen.num_classes else "z"
         click.echo(f"exported the generator to {export}: call it on {inputs} with z of shape (n, {gen.latent_dim})")
+
+
+def _resolve_run(ctx: click.Context, target: str) -> str:
+    """A run directory as given, or the run directory the queue recorded for experiment ``target``."""
+    if Path(target).is_dir() or not target.isdigit():
+        return target
+    from ganlab.store.storage import Store
+
+    with Store.open(db_url(ctx)) as store:
+        record = store.get(int(target))
+    if not record.run_dir:
+        raise ConfigError(f"experiment {target} has not started yet (status {record.status}); it has no run to sample")
+    if not Path(record.run_dir).is_dir():
+        raise ConfigError(f"experiment {target}'s run directory {record.run_dir} is not on this machine "
+                          f"(it ran on {record.run_host}); run 'ganlab sample' there or share the runs folder")
+    return record.run_dir
+
