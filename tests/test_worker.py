@@ -243,3 +243,14 @@ def test_worker_on_a_missing_database_is_one_line(tmp_path):
     assert not missing.exists()
     logs = CliRunner().invoke(cli, ["logs", "--db", str(missing), "3"])
     assert logs.exit_code == 1 and logs.output.startswith("Error: ")
+    status = CliRunner().invoke(cli, ["status", "--db", str(missing)])
+    assert status.exit_code == 1 and status.output.startswith("Error: ") and len(status.output.splitlines()) == 1
+    assert not missing.exists()
+
+
+def test_demo_refuses_an_unknown_loss_before_touching_the_queue(tmp_path):
+    db = tmp_path / "experiments.db"
+    result = CliRunner().invoke(cli, ["demo", "--db", str(db), "--losses", "hinge,hinj", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: unknown loss 'hinj'; did you mean 'hinge'?")
+    assert len(result.output.splitlines()) == 1 and not db.exists()
