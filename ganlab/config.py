@@ -136,7 +136,7 @@ class Resolver:
     def __init__(self, registry: Registry, *, check_data: bool = True) -> None:
         self.registry = registry
         self.check_data = check_data
-        self._data: dict[str, DataInfo | GanlabError] = {}
+        self._data: dict[tuple[str, tuple[tuple[str, Any], ...]], DataInfo | GanlabError] = {}
 
     def resolve(self, architecture: str, dataset: str, loss: str, sets: Mapping[str, Any] | None = None) -> ExperimentConfig:
         arch_spec = self.registry.architecture(architecture)
@@ -174,7 +174,8 @@ class Resolver:
 
     def data_info(self, dataset: str, params: Mapping[str, Any]) -> DataInfo:
         """Shape facts of a dataset, or the one-line reason it cannot be loaded here."""
-        key = dataset + json.dumps(dict(params), sort_keys=True)
+        # Resolved values are plain scalars: a tuple key avoids serialising every config of a sweep.
+        key = (dataset, tuple(sorted(params.items())))
         if key not in self._data:
             spec = self.registry.dataset(dataset)
             try:
