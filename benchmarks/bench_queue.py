@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from perfdoc import replace_section  # noqa: E402
+from perfdoc import machine_description, replace_section  # noqa: E402
 
 CLAIMERS = 8
 CLAIM_ROWS = 4000
@@ -200,8 +199,7 @@ def main() -> None:
     if args.claimer:
         _claimer(*args.claimer)
         return
-    machine = (f"{os.cpu_count()}-core {platform.machine()} ({platform.system()}), Python {platform.python_version()}, "
-               f"load average {os.getloadavg()[0]:.1f} at the start (the VM is shared)")
+    machine = machine_description()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         with redirect_stdout(io.StringIO()):  # keep plugin chatter out of the report

@@ -11,8 +11,6 @@ section of docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import uuid
@@ -23,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_queue import CLAIMERS, PACED_ROWS, PACED_WORK_MS, bench_claims  # noqa: E402
-from perfdoc import replace_section  # noqa: E402
+from perfdoc import machine_description, replace_section  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 ROWS = 2000
@@ -81,8 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="do not update docs/performance.md")
     args = parser.parse_args()
-    machine = (f"{os.cpu_count()}-core {platform.machine()} ({platform.system()}), Python {platform.python_version()}, "
-               f"load average {os.getloadavg()[0]:.1f} at the start (the VM is shared)")
+    machine = machine_description()
     with tempfile.TemporaryDirectory() as tmp:
         figures = run(Path(tmp))
     for key, f in figures.items():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from perfdoc import replace_section  # noqa: E402
+from perfdoc import machine_description, replace_section  # noqa: E402
 
 EXPERIMENTS = 4
 SETS = ["--set", "size=16", "--set", "base_filters=16", "--set", "log_every=1", "--set", "eval_every=100000",
@@ -109,8 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="do not update docs/performance.md")
     args = parser.parse_args()
-    machine = (f"{os.cpu_count()}-core {platform.machine()} ({platform.system()}), Python {platform.python_version()}, "
-               f"load average {os.getloadavg()[0]:.1f} at the start")
+    machine = machine_description()
     reference = statistics.median(import_keras_s() for _ in range(3))
     with tempfile.TemporaryDirectory() as tmp:
         m = measure(Path(tmp))

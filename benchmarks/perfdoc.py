@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 PERFORMANCE_MD = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -22,3 +24,10 @@ def replace_section(heading: str, section: str, path: Path = PERFORMANCE_MD) -> 
     path.parent.mkdir(exist_ok=True)
     path.write_text(text.rstrip("\n") + "\n")
     return path
+
+
+def machine_description() -> str:
+    """Where the figures were measured, with the load at the start (this VM is shared)."""
+    return (f"{os.cpu_count()}-core {platform.machine()} ({platform.system()}), Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f} at the start (the VM is shared)")
+
