@@ -88,12 +88,18 @@ class ExperimentConfig:
         )
 
     def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): what the queue stores and what the hash covers."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
+        # Serialised once per config: enqueueing a sweep needs it twice per row (hash and stored column).
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @property
     def hash(self) -> str:
         """Stable id of the config: equal configs hash equal, whatever the input order."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        return hashlib.sha256(self._json.encode()).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:
         """``section.key -> value`` plus the three plugin names (for HParams and comparisons)."""
@@ -104,7 +110,16 @@ class ExperimentConfig:
         return out
 
 
-def split_sets(sets: Mapping[str, Any], declared: Mapping[str, tuple[Param, ...]]) -> dict[str, dict[str, Any]]:
+def owners_index(declared: Mapping[str, tuple[Param, ...]]) -> dict[str, list[str]]:
+    """``parameter name -> the sections declaring it``, in section order."""
+    index: dict[str, list[str]] = {}
+    for section in SECTIONS:
+        for p in declared[section]:
+            index.setdefault(p.name, []).append(section)
+    return index
+
+
+def _route(sets: Mapping[str, Any], owners_of: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Route each ``key=value`` to its section; bare keys must name exactly one section's parameter."""
     routed: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for key, value in sets.items():
@@ -114,16 +129,15 @@ def split_sets(sets: Mapping[str, Any], declared: Mapping[str, tuple[Param, ...]
                 raise ConfigError(f"--set {key}: unknown section {section!r}; use one of {', '.join(SECTIONS)} (or no prefix)")
             routed[section][name] = value
             continue
-        owners = [s for s in SECTIONS if any(p.name == key for p in declared[s])]
+        owners = owners_of.get(key, [])
         if len(owners) > 1:
             raise ConfigError(
                 f"--set {key} is ambiguous: {' and '.join(owners)} both declare it; write "
                 + " or ".join(f"{s}.{key}" for s in owners)
             )
         if not owners:
-            every = {p.name for ps in declared.values() for p in ps}
             raise ConfigError(
-                f"--set {key}: no such hyperparameter for these plugins{suggest(key, every)} "
+                f"--set {key}: no such hyperparameter for these plugins{suggest(key, owners_of)} "
                 "(see 'ganlab plugins show NAME')"
             )
         routed[owners[0]][key] = value
@@ -131,33 +145,63 @@ def split_sets(sets: Mapping[str, Any], declared: Mapping[str, tuple[Param, ...]
 
 
 class Resolver:
-    """Resolves experiments against one registry, caching dataset probes (sweeps repeat them)."""
+    """Resolves experiments against one registry.
+
+    A sweep resolves thousands of points that share plugins and most values, so
+    the resolver caches per plugin triple (declared parameters, who owns each
+    bare key), per section (the resolved values of an identical ``--set``
+    subset), per dataset (the probe) and per architecture and image shape
+    (``check_shape``). Coercion of path values depends on the
+    working directory: use one resolver per command.
+    """
 
     def __init__(self, registry: Registry, *, check_data: bool = True) -> None:
         self.registry = registry
         self.check_data = check_data
         self._data: dict[tuple[str, tuple[tuple[str, Any], ...]], DataInfo | GanlabError] = {}
+        self._declared: dict[tuple[str, str, str], tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]] = {}
+        self._sections: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._shape_checks: dict[tuple[str, tuple[int, int, int]], str | None] = {}
+
+    def _declared_for(
+        self, architecture: str, dataset: str, loss: str
+    ) -> tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]:
+        key = (architecture, dataset, loss)
+        if key not in self._declared:
+            declared = {
+                "train": train_params(self.registry.loss(loss)),
+                "arch": self.registry.architecture(architecture).params,
+                "dataset": self.registry.dataset(dataset).params,
+                "loss": self.registry.loss(loss).params,
+            }
+            self._declared[key] = (declared, owners_index(declared))
+        return self._declared[key]
+
+    def _section(self, plugins: tuple[str, str, str], section: str, declared: tuple[Param, ...],
+                 given: dict[str, Any], owner: str) -> dict[str, Any]:
+        try:
+            # The type is part of the key: 1, 1.0 and True are equal in Python but coerce differently.
+            key = (plugins, section, tuple(sorted((k, type(v), v) for k, v in given.items())))
+            hash(key)
+        except TypeError:  # an unhashable value (a list from a sweep file): resolve_params will name it
+            return resolve_params(declared, given, owner)
+        if key not in self._sections:
+            self._sections[key] = resolve_params(declared, given, owner)
+        return dict(self._sections[key])
 
     def resolve(self, architecture: str, dataset: str, loss: str, sets: Mapping[str, Any] | None = None) -> ExperimentConfig:
+        declared, owners_of = self._declared_for(architecture, dataset, loss)
         arch_spec = self.registry.architecture(architecture)
-        data_spec = self.registry.dataset(dataset)
-        loss_spec = self.registry.loss(loss)
-        declared = {
-            "train": train_params(loss_spec),
-            "arch": arch_spec.params,
-            "dataset": data_spec.params,
-            "loss": loss_spec.params,
-        }
-        routed = split_sets(sets or {}, declared)
-        train = resolve_params(declared["train"], routed["train"], "training settings")
+        plugins = (architecture, dataset, loss)
+        routed = _route(sets or {}, owners_of)
         config = ExperimentConfig(
             architecture=architecture,
             dataset=dataset,
             loss=loss,
-            arch_params=resolve_params(arch_spec.params, routed["arch"], f"architecture {architecture!r}"),
-            dataset_params=resolve_params(data_spec.params, routed["dataset"], f"dataset {dataset!r}"),
-            loss_params=resolve_params(loss_spec.params, routed["loss"], f"loss {loss!r}"),
-            train=train,
+            arch_params=self._section(plugins, "arch", declared["arch"], routed["arch"], f"architecture {architecture!r}"),
+            dataset_params=self._section(plugins, "dataset", declared["dataset"], routed["dataset"], f"dataset {dataset!r}"),
+            loss_params=self._section(plugins, "loss", declared["loss"], routed["loss"], f"loss {loss!r}"),
+            train=self._section(plugins, "train", declared["train"], routed["train"], "training settings"),
         )
         if self.check_data:
             info = self.data_info(dataset, config.dataset_params)
@@ -167,7 +211,10 @@ class Resolver:
                     "pick an unconditional architecture or a labelled dataset"
                 )
             if arch_spec.check_shape is not None:
-                why = arch_spec.check_shape(info.image_shape)
+                shape_key = (architecture, info.image_shape)
+                if shape_key not in self._shape_checks:
+                    self._shape_checks[shape_key] = arch_spec.check_shape(info.image_shape)
+                why = self._shape_checks[shape_key]
                 if why:
                     raise ConfigError(f"architecture {architecture!r} cannot handle {dataset!r} images: {why}")
         return config

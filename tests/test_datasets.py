@@ -75,6 +75,11 @@ def test_digits_size_param(size: int) -> None:
     assert data.images.max() == 255
 
 
+@pytest.mark.parametrize("size", digits.SIZES)
+def test_digits_describe_matches_loaded_data(size: int) -> None:
+    assert _describe("digits", size=size) == _load("digits", size=size).info()
+
+
 def test_digits_cached_and_protected() -> None:
     a, b = _load("digits"), _load("digits")
     assert a.images is b.images  # converted once per process

@@ -118,6 +118,17 @@ def test_kid_near_zero_for_one_distribution_and_grows_with_a_shift():
     assert kid(a, b, subsets=20, subset_size=400, seed=0) == (same, same_std)  # seeded
 
 
+def test_kid_whole_kernel_shortcut_equals_per_subset_kernels(monkeypatch):
+    from ganlab.metrics import distances
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(300, 16)), rng.normal(loc=0.2, size=(250, 16))
+    fast = kid(a, b, subsets=7, subset_size=100, seed=2)
+    monkeypatch.setattr(distances, "_WHOLE_KERNEL_LIMIT", 0)  # forces three fresh kernels per subset
+    slow = kid(a, b, subsets=7, subset_size=100, seed=2)
+    assert fast == pytest.approx(slow, rel=1e-9)
+
+
 def test_distances_reject_bad_features():
     with pytest.raises(ValueError, match="NaN"):
         frechet_distance(np.full((5, 2), np.nan), np.zeros((5, 2)))

@@ -82,6 +82,25 @@ def children_of(pid: int) -> list[int]:
     return kids
 
 
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return b"Z"
+
+
+def training_children_of(pid: int) -> list[int]:
+    """The worker's children that run an experiment: not a pre-started process still waiting."""
+    kids = []
+    for kid in children_of(pid):
+        try:
+            if b"ganlab.worker.standby" not in Path(f"/proc/{kid}/cmdline").read_bytes():
+                kids.append(kid)
+        except OSError:
+            continue
+    return kids
+
+
 def test_two_workers_run_the_queue_once_each(tmp_path):
     # SQLite only: the same claim race on PostgreSQL is covered by test_claim_concurrency.
     db_url = f"sqlite:///{tmp_path / 'q.db'}"
@@ -139,11 +158,15 @@ def test_kill_9_then_a_new_worker_resumes_from_the_checkpoint(db_url, tmp_path):
     run_dir = Path(wait_for(lambda: record(url, exp_id).run_dir, what="the claim"))
     # Kill right after the first checkpoint lands, well before the run could finish.
     wait_for(lambda: (run_dir / "checkpoints" / "latest.npz").is_file(), what="the first checkpoint")
-    victims = [first.pid, *children_of(first.pid)]
+    victims = [first.pid, *training_children_of(first.pid)]
     assert len(victims) == 2, "worker and its training child"
+    standbys = [pid for pid in children_of(first.pid) if pid not in victims]
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     first.communicate()
+    # A pre-started process waiting for the dead worker's next experiment exits by itself.
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and b"Z" not in _state(pid) for pid in standbys),
+             timeout=30, what="the pre-started process to exit")
     assert record(url, exp_id).status == "running"  # nobody told the queue: only the lease can
 
     out = finish(start_worker(url, runs, "--until-empty", "--lease", "3"))
@@ -198,7 +221,7 @@ def test_a_worker_presumed_dead_cannot_overwrite_the_new_owner(tmp_path):
     try:
         run_dir = Path(wait_for(lambda: record(url, exp_id).run_dir, what="the claim"))
         wait_for(lambda: (run_dir / "checkpoints" / "latest.npz").is_file(), what="a checkpoint")
-        [a_child] = children_of(a.pid)
+        [a_child] = training_children_of(a.pid)
         for pid in (a.pid, a_child):  # frozen, as by a long GC pause or a suspended VM
             os.kill(pid, signal.SIGSTOP)
         time.sleep(2.5)  # its lease runs out

@@ -90,19 +90,41 @@ class Proxy:
                     pass
 
 
+def _cancel(url: str, exp_id: int) -> None:
+    from click.testing import CliRunner
+
+    from ganlab.cli import cli
+
+    assert CliRunner().invoke(cli, ["queue", "--db", url, "cancel", str(exp_id)]).exit_code == 0
+
+
+# Far more steps than the tests wait for: the tiny model must still be training when the
+# connections drop, however fast the machine; each test ends the run by cancelling it.
+LONG_RUN = ("--steps", "100000", "--set", "checkpoint_every=50", "--set", "eval_every=1000000")
+
+
 def test_dropped_connections_are_retried(pg_db, tmp_path):
     admin, name = pg_db
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    [exp_id] = enqueue(url, "--steps", "300", "--set", "checkpoint_every=50", "--set", "eval_every=100000")
+    [exp_id] = enqueue(url, *LONG_RUN)
     worker = start_worker(url, tmp_path / "runs", "--until-empty", "--lease", "6")
-    wait_for(lambda: record(url, exp_id).step >= 10, what="step 10")
-    killed = admin.execute(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()) t", (name,)).fetchone()[0]
-    assert killed >= 1, "the worker held a connection"
-    finish(worker)
+    try:
+        wait_for(lambda: record(url, exp_id).step >= 10, what="step 10")
+        killed = admin.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()) t", (name,)).fetchone()[0]
+        assert killed >= 1, "the worker held a connection"
+        step_at_kill = record(url, exp_id).step
+        # Heartbeats carry on over fresh connections: the step stored keeps growing.
+        wait_for(lambda: record(url, exp_id).step > step_at_kill + 20, what="heartbeats after the reconnect")
+        _cancel(url, exp_id)
+        out = finish(worker)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
     rec = record(url, exp_id)
-    assert rec.status == "succeeded" and rec.attempts == 1 and rec.step == 300
+    assert rec.status == "cancelled" and rec.attempts == 1, out  # never released or restarted
+    assert "database unreachable" not in out
 
 
 def test_a_lost_database_stops_children_at_lease_expiry_then_resumes(pg_db, tmp_path):
@@ -110,7 +132,7 @@ def test_a_lost_database_stops_children_at_lease_expiry_then_resumes(pg_db, tmp_
     direct = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     proxy = Proxy(("127.0.0.1", 5432))
     via_proxy = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}"
-    [exp_id] = enqueue(direct, "--steps", "3000", "--set", "checkpoint_every=20", "--set", "eval_every=100000")
+    [exp_id] = enqueue(direct, *LONG_RUN)
     lease = 4.0
     worker = start_worker(via_proxy, tmp_path / "runs", "--until-empty", "--lease", str(lease), "--poll", "0.5")
     try:
@@ -128,11 +150,7 @@ def test_a_lost_database_stops_children_at_lease_expiry_then_resumes(pg_db, tmp_
         # Cut short so the test stays quick: once settled, stop the resumed run by cancelling it.
         wait_for(lambda: (run_dir / "train.log").read_text().count("=== ") == 2, timeout=60,
                  what="the worker to start the experiment again once the database is back")
-        from click.testing import CliRunner
-
-        from ganlab.cli import cli
-
-        assert CliRunner().invoke(cli, ["queue", "--db", direct, "cancel", str(exp_id)]).exit_code == 0
+        _cancel(direct, exp_id)
         out = finish(worker, timeout=120)
     finally:
         proxy.cut()

@@ -41,10 +41,14 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--tag", "tags", multiple=True, help="Only take experiments with this tag (repeatable: any of them).")
 @click.option("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS, show_default=True, callback=_positive,
               help="Claims per experiment before a crashing one is marked failed.")
+@click.option("--prestart/--no-prestart", default=True, show_default=True,
+              help="Start each GPU's next process while one trains, and hand it the next experiment "
+                   "when the current one's last step is done (its final evaluation overlaps the start-up).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_experiments: int | None,
-           poll_s: float, lease_s: float, tags: tuple[str, ...], max_attempts: int, quiet: bool) -> None:
+           poll_s: float, lease_s: float, tags: tuple[str, ...], max_attempts: int, prestart: bool,
+           quiet: bool) -> None:
     """Run queued experiments one after another, each in its own process (one per GPU).
 
     Ctrl-C (or SIGTERM) checkpoints the running experiments, puts them back in
@@ -53,7 +57,7 @@ def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_
     options = WorkerOptions(
         slots=parse_gpus(gpus), runs_root=Path(runs_dir), lease_s=lease_s, poll_s=poll_s, tags=tags,
         max_attempts=int(max_attempts), max_experiments=max_experiments, until_empty=until_empty,
-        plugins_dir=ctx.obj.plugins_dir,
+        plugins_dir=ctx.obj.plugins_dir, prestart=prestart,
     )
     with Queue.open(db_url(ctx)) as queue:
         run_worker(queue, options, quiet=quiet)

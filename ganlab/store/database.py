@@ -9,6 +9,7 @@ compare) open the database through :func:`open_engine` the same way.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -89,19 +90,37 @@ def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
-            engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
+            engine = create_engine(parsed, json_serializer=json_dumps, connect_args={"timeout": BUSY_TIMEOUT_S})
             _configure_sqlite(engine)
         elif parsed.get_backend_name() == "postgresql":
             # UTC sessions: timestamps come back in UTC whatever the server's time zone.
-            engine = create_engine(parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC", "connect_timeout": 10})
+            engine = create_engine(
+                parsed,
+                pool_pre_ping=True,
+                json_serializer=json_dumps,
+                connect_args={"options": "-c timezone=UTC", "connect_timeout": 10},
+            )
         else:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, json_serializer=json_dumps)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise StoreError(
             f"--db {display_url(url)}: no driver for {parsed.drivername!r} ({exc}); use sqlite:///FILE or "
             "postgresql+psycopg://USER@HOST/DB (pip install 'ganlab[postgres]')"
         ) from None
     return engine
+
+
+class JSONText(str):
+    """A JSON document its owner has already serialised; JSON columns store it as is.
+
+    A sweep's configs are serialised once, for their hash; serialising each
+    again for its column would double the cost of queueing.
+    """
+
+
+def json_dumps(value: Any) -> str:
+    """The engines' JSON serialiser: passes :class:`JSONText` through."""
+    return str(value) if isinstance(value, JSONText) else json.dumps(value)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -21,9 +21,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection
 
 from ganlab.config import ExperimentConfig
-from ganlab.errors import ConfigError, IllegalTransition, NotFound
+from ganlab.errors import ConfigError, IllegalTransition, NotFound, StoreError
 from ganlab.store.database import (
     WRITE_OPTION,
+    JSONText,
     WriteGate,
     display_url,
     open_engine,
@@ -354,34 +355,47 @@ class Store:
                         keep.append((item, h))
             if not keep:
                 return EnqueueResult([], skipped)
-            now = utcnow()
+            # Values shared by every row are bound once in the statement, not once per row.
+            shared = {"status": "queued", "queued_at": utcnow(), "attempts": 0, "fence": 0,
+                      "cancel_requested": False, "step": 0}
             rows = [
                 {
                     "name": item.name,
                     "architecture": item.config.architecture,
                     "dataset": item.config.dataset,
                     "loss": item.config.loss,
-                    "config": item.config.to_dict(),
+                    "config": JSONText(item.config.to_json()),
                     "config_hash": h,
                     "priority": int(item.priority),
-                    "status": "queued",
-                    "queued_at": now,
-                    "attempts": 0,
-                    "fence": 0,
-                    "cancel_requested": False,
-                    "step": 0,
                     "total_steps": int(item.config.train.get("steps", 0)),
                 }
                 for item, h in keep
             ]
-            # Core insertmanyvalues (multi-row INSERT ... RETURNING), ids in the order given.
-            ids = list(conn.execute(
-                insert(Experiment.__table__).returning(Experiment.__table__.c.id, sort_by_parameter_order=True), rows
-            ).scalars())
+            ids = self._insert_experiments(conn, rows, shared)
             tag_rows = [{"experiment_id": i, "tag": t} for i, (item, _) in zip(ids, keep) for t in dict.fromkeys(item.tags)]
             if tag_rows:
                 conn.execute(insert(ExperimentTag.__table__), tag_rows)
             return EnqueueResult([(i, item.name) for i, (item, _) in zip(ids, keep)], skipped)
+
+    @staticmethod
+    def _insert_experiments(conn: Connection, rows: list[dict[str, Any]], shared: dict[str, Any]) -> list[int]:
+        """Insert ``rows``, each completed by ``shared``; their ids, in the order given."""
+        table = Experiment.__table__
+        if conn.dialect.name != "sqlite":
+            # Multi-row INSERT ... RETURNING in batches (insertmanyvalues), ids in parameter order.
+            stmt = insert(table).values(**shared).returning(table.c.id, sort_by_parameter_order=True)
+            return list(conn.execute(stmt, rows).scalars())
+        # SQLite cannot promise RETURNING order for a multi-row INSERT, so SQLAlchemy would
+        # fall back to one statement per row (10k round trips for a 10k sweep). This write
+        # transaction holds the database lock (BEGIN IMMEDIATE) and SQLite numbers each new row
+        # max(id) + 1, so one executemany yields consecutive ids; the count below proves it.
+        before = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        conn.execute(insert(table).values(**shared), rows)
+        after = conn.execute(select(func.max(table.c.id), func.count()).where(table.c.id > before)).one()
+        if tuple(after) != (before + len(rows), len(rows)):
+            raise StoreError(f"queueing {len(rows)} experiments produced ids {before + 1}..{after[0]} "
+                             f"({after[1]} rows); nothing was queued, try again")
+        return list(range(before + 1, before + 1 + len(rows)))
 
     # ------------------------------------------------------------- reading
 

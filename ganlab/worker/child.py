@@ -21,6 +21,7 @@ from typing import Any
 
 from ganlab.store.queue import Claim
 from ganlab.worker.channel import ReportReader
+from ganlab.worker.standby import Standby
 
 LOG_NAME = "train.log"
 CONFIG_NAME = "experiment.json"
@@ -47,6 +48,8 @@ class Child:
     cancelling: bool = False
     lease_lost: bool = False
     start_step: int | None = None  # where training (re)started, once the child says so
+    training: bool = False  # past its start-up (it sent the start event)
+    finishing: bool = False  # its last step is done: final evaluation, checkpoint and exit remain
     start_shown: bool = False
 
     @property
@@ -68,10 +71,12 @@ class Child:
             if kind == "start":
                 self.step, self.total = int(event.get("step", 0)), int(event.get("total", self.total))
                 self.start_step = self.step
+                self.training = True
             elif kind == "progress":
                 self.step = int(event.get("step", self.step))
                 self.losses = {k: float(v) for k, v in (event.get("losses") or {}).items()}
                 self.steps_per_s = float(event.get("steps_per_s", 0.0))
+                self.finishing = self.total > 0 and self.step >= self.total
             elif kind == "result":
                 self.result = event
 
@@ -119,33 +124,47 @@ def child_env(slot: str | None, backend: str) -> dict[str, str]:
     return env
 
 
-def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plugins_dir: str | None) -> Child:
-    """Start ``ganlab train`` for a claimed experiment (resuming if the run dir has a checkpoint)."""
+def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plugins_dir: str | None,
+          standby: Standby | None = None) -> Child:
+    """Start ``ganlab train`` for a claimed experiment (resuming if the run dir has a checkpoint).
+
+    With a ``standby`` of the experiment's backend, it runs there (framework
+    already imported); otherwise, or if the standby died, in a fresh process.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / CONFIG_NAME
     tmp = config_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(claim.experiment.config, indent=2, sort_keys=True))
     os.replace(tmp, config_file)
-    read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-m", "ganlab"]
-    if plugins_dir:
-        cmd += ["--plugins-dir", plugins_dir]
-    cmd += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume", "--quiet",
-            "--report-fd", str(write_fd)]
-    log = open(run_dir / LOG_NAME, "ab")
+    backend = str(claim.experiment.config["train"]["backend"])
+    if standby is not None and (standby.backend != backend or not standby.alive()):
+        standby = None
+    argv = ["--plugins-dir", plugins_dir] if plugins_dir else []
+    argv += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume", "--quiet"]
+    log_path = run_dir / LOG_NAME
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     gpu = f"GPU {slot}" if slot is not None else "CPU"
-    log.write(f"\n=== {stamp}: experiment {claim.id} attempt {claim.experiment.attempts}, "
-              f"worker {worker_id}, {gpu} ===\n".encode())
+    header = f"\n=== {stamp}: experiment {claim.id} attempt {claim.experiment.attempts}, worker {worker_id}, {gpu}"
+    total = int(claim.experiment.config["train"]["steps"])
+    if standby is not None:
+        with open(log_path, "ab") as log:
+            log.write(f"{header}, pre-started process {standby.process.pid} ===\n".encode())
+        handed = standby.assign(argv + ["--report-fd", str(standby.child_report_fd)], log_path)
+        if handed is not None:
+            process, reader = handed
+            return Child(claim, slot, run_dir, process, reader, step=claim.experiment.step, total=total)
+    read_fd, write_fd = os.pipe()
+    log = open(log_path, "ab")
+    log.write(f"{header} ===\n".encode())
     log.flush()
     try:
         process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=[write_fd],
-            env=child_env(slot, str(claim.experiment.config["train"]["backend"])),
+            [sys.executable, "-m", "ganlab", *argv, "--report-fd", str(write_fd)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=[write_fd],
+            env=child_env(slot, backend),
             start_new_session=True,  # Ctrl-C reaches the worker only; it decides how children stop
         )
     finally:
         os.close(write_fd)
         log.close()
-    total = int(claim.experiment.config["train"]["steps"])
     return Child(claim, slot, run_dir, process, ReportReader(read_fd), step=claim.experiment.step, total=total)

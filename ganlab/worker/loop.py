@@ -20,9 +20,10 @@ from types import FrameType
 
 from ganlab.errors import DatabaseUnreachable, LeaseLost, StoreError
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
-from ganlab.worker.child import Child, spawn
+from ganlab.worker.child import Child, child_env, spawn
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.outcome import classify, tail
+from ganlab.worker.standby import Standby, start_standby
 
 #: A child asked to stop gets this long to checkpoint before it is killed.
 STOP_GRACE_S = 60.0
@@ -39,6 +40,9 @@ class WorkerOptions:
     max_experiments: int | None = None
     until_empty: bool = False
     plugins_dir: str | None = None
+    # Pre-start each slot's next process (see ganlab.worker.standby) and hand it the next
+    # experiment as soon as the current one's last step is done, while that one finishes up.
+    prestart: bool = True
 
 
 class Worker:
@@ -58,6 +62,7 @@ class Worker:
         self._next_beat = 0.0
         self._offline_since: float | None = None
         self._unsettled: list[Child] = []  # ended while the database was unreachable
+        self.standbys: dict[str | None, Standby] = {}
 
     # ------------------------------------------------------------------ signals
 
@@ -88,11 +93,13 @@ class Worker:
                     self._reclaim()
                     if not self._stop_requests:
                         self._fill_slots()
-                    self._watch_children()
+                    freed = self._watch_children()
                     self._worker_heartbeat()
                     self._back_online()
                     if self._should_exit():
                         break
+                    if freed and not self._stop_requests:
+                        continue  # a slot just freed up: fill it without waiting a poll
                 except DatabaseUnreachable as exc:
                     self._went_offline(exc)
                     self._watch_children()  # children keep training; their reports still arrive
@@ -109,6 +116,9 @@ class Worker:
                     self._settle(child)
                 except StoreError:
                     pass  # its lease will lapse and another worker resumes it
+            for standby in self.standbys.values():
+                standby.discard()
+            self.standbys.clear()
             self.display.close()
             try:
                 self.queue.worker_stopped(self.worker_id)
@@ -162,7 +172,9 @@ class Worker:
             self.queue.worker_heartbeat(self.worker_id)
 
     def _fill_slots(self) -> None:
-        busy = {c.slot for c in self.children.values()}
+        # A child past its last step only evaluates, checkpoints and exits: with prestart, the
+        # next experiment starts up meanwhile, so the accelerator is not left waiting for both.
+        busy = {c.slot for c in self.children.values() if not (self.options.prestart and c.finishing)}
         for slot in self.options.slots:
             if slot in busy:
                 continue
@@ -178,20 +190,28 @@ class Worker:
         exp = claim.experiment
         run_dir = Path(exp.run_dir) if exp.run_dir else (self.options.runs_root / f"{exp.id:04d}-{exp.name}").resolve()
         self.queue.set_run_dir(claim.id, claim.token, str(run_dir), host=self.host)
-        child = spawn(claim, slot, run_dir, worker_id=self.worker_id, plugins_dir=self.options.plugins_dir)
+        standby = self.standbys.pop(slot, None)
+        child = spawn(claim, slot, run_dir, worker_id=self.worker_id, plugins_dir=self.options.plugins_dir,
+                      standby=standby)
+        if standby is not None and child.process is not standby.process:
+            standby.discard()  # another backend, or it died
         self.children[claim.id] = child
         self.started += 1
         where = f"GPU {slot}" if slot is not None else "CPU"
         self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}) -> {run_dir}")
 
-    def _watch_children(self) -> None:
+    def _watch_children(self) -> int:
+        """Read reports, renew leases, settle the children that ended; returns how many ended."""
         now = time.monotonic()
+        ended = 0
         for child in list(self.children.values()):
             child.poll_reports()
             if child.start_step and not child.start_shown:
                 child.start_shown = True
                 self.display.event(f"#{child.id} {child.name}: resumed from its checkpoint at step {child.start_step}")
             if child.finished() is None:
+                if child.training:
+                    self._prepare_standby(child)
                 if now - child.last_renew >= self.options.lease_s / 3:
                     self._renew(child)
                 if child.stop_sent is not None and now - child.stop_sent > STOP_GRACE_S:
@@ -199,12 +219,23 @@ class Worker:
                 continue
             child.close()
             del self.children[child.id]
+            ended += 1
             try:
                 self._settle(child)
             except DatabaseUnreachable as exc:
                 self._unsettled.append(child)
                 self._went_offline(exc)
         self.display.update(self.children.values())
+        return ended
+
+    def _prepare_standby(self, child: Child) -> None:
+        """Start the slot's next process once its current one trains (so the two never start up together)."""
+        if not self.options.prestart or self._stop_requests or child.slot in self.standbys:
+            return
+        if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
+            return
+        backend = str(child.claim.experiment.config["train"]["backend"])
+        self.standbys[child.slot] = start_standby(child.slot, backend, child_env(child.slot, backend))
 
     def _renew(self, child: Child) -> None:
         now = time.monotonic()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ganlab.params import Param
-from ganlab.specs import DatasetSpec, ImageData
+from ganlab.specs import DataInfo, DatasetSpec, ImageData
 
 NAME = "digits"
 SIZES = (8, 16, 28, 32, 64)
@@ -41,6 +41,7 @@ def _shipped_csv() -> Path | None:
     return path if path.is_file() else None
 
 
+@functools.lru_cache(maxsize=1)
 def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
     """``(images (1797, 8, 8) float in 0..16, labels (1797,))``."""
     path = _shipped_csv()
@@ -81,10 +82,18 @@ def load(params: Mapping[str, Any]) -> ImageData:
     return ImageData(images, labels, CLASS_NAMES)
 
 
+def describe(params: Mapping[str, Any]) -> DataInfo:
+    """Shape facts from the raw 8x8 file, skipping the upscaling (queueing a sweep needs only these)."""
+    _, labels = _raw_digits()
+    size = int(params.get("size", 32))
+    return DataInfo((size, size, 1), len(CLASS_NAMES), len(labels))
+
+
 SPEC = DatasetSpec(
     name=NAME,
     description="1,797 real 8x8 handwritten digits shipped with scikit-learn, upscaled; offline default",
     load=load,
+    describe=describe,
     params=(Param("size", int, 32, "output height and width in pixels (bicubic upscaling)", choices=SIZES),),
     reference=(
         "UCI Optical Recognition of Handwritten Digits (Alpaydin & Kaynak 1998), "

@@ -1,0 +1,156 @@
+"""A pre-started training child: framework imported, waiting for its experiment.
+
+Starting a child costs seconds before the first training step (Python, then
+Keras and its backend), and the GPU would sit idle for all of them between
+experiments. So while an experiment trains, the worker starts the next
+slot's process in advance: it imports the framework, then blocks reading one
+line from stdin. When the worker assigns it an experiment it points its
+stdout and stderr at the run's ``train.log`` and runs the very same
+``ganlab train …`` command line in-process.
+
+It stays one process per experiment: a standby runs one experiment and exits,
+so a crash or a leaked allocation still cannot reach the next run. The
+standby is pinned to its slot's GPU and backend at start (both are fixed at
+import); an experiment on another backend gets a fresh process instead. It
+exits when its stdin closes, so it never outlives a worker that died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganlab.worker.channel import ReportReader
+
+
+@dataclass
+class Standby:
+    """A waiting process as the worker holds it."""
+
+    slot: str | None
+    backend: str
+    process: subprocess.Popen[bytes]
+    report_fd: int  # the worker's read end of the report pipe
+    child_report_fd: int  # the same pipe's write end, by its number inside the standby
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def assign(self, argv: list[str], log: Path) -> tuple[subprocess.Popen[bytes], ReportReader] | None:
+        """Hand over ``ganlab argv`` with output to ``log``; None if the standby is gone (start fresh)."""
+        if not self.alive() or self.process.stdin is None:
+            self.discard()
+            return None
+        job = json.dumps({"argv": argv, "log": str(log)}) + "\n"
+        try:
+            self.process.stdin.write(job.encode())
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            self.discard()
+            return None
+        return self.process, ReportReader(self.report_fd)
+
+    def discard(self) -> None:
+        """Let it go: closing stdin makes it exit; a kill covers one stuck in its imports."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.process.wait()
+        try:
+            os.close(self.report_fd)
+        except OSError:
+            pass
+
+
+def start_standby(slot: str | None, backend: str, env: dict[str, str]) -> Standby:
+    """Start a standby for ``slot`` with ``backend`` imported; ``env`` is the child environment of that slot."""
+    read_fd, write_fd = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ganlab.worker.standby"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=[write_fd], env=env,
+            start_new_session=True,  # like every child: signals reach it only through the worker
+        )
+    finally:
+        os.close(write_fd)
+    return Standby(slot, backend, process, read_fd, write_fd)
+
+
+def _warm_up() -> None:
+    """Import what ``ganlab train`` needs, then rehearse one step (the backend comes from $KERAS_BACKEND)."""
+    import keras  # noqa: F401
+
+    import ganlab.cli  # noqa: F401
+    import ganlab.metrics  # noqa: F401
+    import ganlab.tblog.writer  # noqa: F401
+    import ganlab.training.trainer  # noqa: F401
+
+    try:
+        _rehearse(keras.backend.backend())
+    except Exception:  # noqa: BLE001 - a rehearsal only saves time; the real run reports real errors
+        pass
+
+
+def _rehearse(backend: str) -> None:
+    """Train a tiny built-in GAN for one step and sample from it, discarding everything.
+
+    The first step of a process pays one-time costs beyond its own compilation
+    (about a second on the CPU with TensorFlow: tracing machinery, kernel
+    set-up, the step code's conversion). Paying them here, before the
+    experiment is known, takes them off the critical path. The real run seeds
+    everything itself, so it is unaffected (a test checks the losses match).
+    """
+    import numpy as np
+
+    from ganlab.config import Resolver
+    from ganlab.registry import Registry
+    from ganlab.specs import DataInfo
+    from ganlab.training.models import build_gan
+    from ganlab.training.step_common import StepSettings
+    from ganlab.training.trainer import make_engine
+
+    registry = Registry().load(None, entry_points=False)  # built-ins only: no user code runs here
+    sets = {"size": 16, "base_filters": 8, "batch_size": 8, "latent_dim": 8, "backend": backend}
+    config = Resolver(registry, check_data=False).resolve("dcgan", "digits", "non-saturating", sets)
+    gan = build_gan(config, registry.architecture("dcgan"), DataInfo((16, 16, 1), None, 16))
+    engine = make_engine(gan, StepSettings.from_config(config, registry.loss("non-saturating")), backend)
+    out = engine(np.zeros((1, 8, 16, 16, 1), np.uint8), None, 1)
+    {k: float(np.asarray(v)) for k, v in out.items()}
+    engine.generate(np.zeros((8, 8), np.float32), None)
+
+
+def _serve() -> int:
+    _warm_up()
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return 0  # the worker went away or needs no more experiments
+    job = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    from ganlab.cli import cli
+
+    cli.main(args=job["argv"], prog_name="ganlab")  # exits with the command's status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve())
