@@ -219,3 +219,29 @@ def test_a_run_dir_is_not_reused_by_accident(registry, tmp_path):
         train(other, tmp_path, resume=True, registry=registry)
     again = train(config, tmp_path, resume=True, registry=registry)  # already complete: nothing to do
     assert again.status == "succeeded" and again.step == 2 and again.metrics["fd"] > 0
+
+
+def test_checkpoints_are_reported_only_once_on_disk(registry, tmp_path):
+    seen = []
+
+    class Watcher(BaseReporter):
+        def on_checkpoint(self, step):
+            _, state = load_checkpoint(RunDir(tmp_path).checkpoint("latest"))
+            seen.append((step, state["step"]))
+
+    config = tiny_config(registry, steps=12, checkpoint_every=4, eval_every=100, sample_every=100)
+    assert train(config, tmp_path, reporter=Watcher(), registry=registry).status == "succeeded"
+    assert seen == [(4, 4), (8, 8), (12, 12)]
+
+
+def test_a_checkpoint_that_cannot_be_written_fails_the_run(registry, tmp_path, monkeypatch):
+    from ganlab.training import checkpoint
+
+    def disk_full(path, arrays, state):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", disk_full)
+    config = tiny_config(registry, steps=12, checkpoint_every=4, eval_every=100, sample_every=100)
+    result = train(config, tmp_path, registry=registry)
+    assert result.status == "failed" and "No space left on device" in result.error
+    assert result.step < 12  # it stopped at the failed write instead of training on without checkpoints

@@ -129,6 +129,18 @@ def global_norm(grads: list[Any]) -> Any:
     return keras.ops.sqrt(total)
 
 
+def gated_norm(compute: Any, grads: list[Any]) -> Any:
+    """:func:`global_norm` when ``compute`` (a boolean tensor) is true, else 0.
+
+    The norms are only logged every ``log_every`` steps; on the other steps
+    skipping them saves a pass over every gradient (about 1.5 % of the seed
+    DCGAN's CPU step). A runtime condition, so one compiled step serves both.
+    """
+    import keras
+
+    return keras.ops.cond(compute, lambda: global_norm(grads), lambda: keras.ops.zeros((), dtype="float32"))
+
+
 def loss_scale(opt: Any) -> Any | None:
     """The current loss scale of a LossScaleOptimizer, else None (gradient norms are reported unscaled)."""
     import keras

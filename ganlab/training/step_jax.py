@@ -26,7 +26,7 @@ from ganlab.training.step_common import (
     StepSettings,
     discriminator_objective,
     generator_objective,
-    global_norm,
+    gated_norm,
     loss_scale,
     normalise,
 )
@@ -51,9 +51,12 @@ class JaxStep:
 
     # ---------------------------------------------------------------- public
 
-    def __call__(self, images: np.ndarray, labels: np.ndarray | None, step: int) -> dict[str, Any]:
-        """Run one step on ``images`` uint8 ``(n_critic, B, H, W, C)``; returns device scalars."""
-        self.state, out = self._train(self.state, images, labels, np.int32(step))
+    def __call__(self, images: np.ndarray, labels: np.ndarray | None, step: int, norms: bool = True) -> dict[str, Any]:
+        """Run one step on ``images`` uint8 ``(n_critic, B, H, W, C)``; returns device scalars.
+
+        Gradient norms are computed only with ``norms`` (0 otherwise).
+        """
+        self.state, out = self._train(self.state, images, labels, np.int32(step), np.bool_(norms))
         return out
 
     def generate(self, z: np.ndarray, labels: np.ndarray | None, ema: bool = True) -> np.ndarray:
@@ -113,18 +116,19 @@ class JaxStep:
         images, _ = model.stateless_call(tv, ntv, self.gan.generator_inputs(z, labels), training=False)
         return images.astype(jnp.float32)
 
-    def _train_step(self, state: State, images: Any, labels: Any, step: Any) -> tuple[State, dict[str, Any]]:
+    def _train_step(self, state: State, images: Any, labels: Any, step: Any, norms: Any) -> tuple[State, dict[str, Any]]:
         import jax
 
         state = dict(state)
         key = jax.random.fold_in(jax.random.PRNGKey(self.s.seed), step)
         out: dict[str, Any] = {}
         if self.s.n_critic == 1:
-            out = self._joint_update(state, images[0], None if labels is None else labels[0], key)
+            out = self._joint_update(state, images[0], None if labels is None else labels[0], key, norms)
         else:
             for i in range(self.s.n_critic):
-                out.update(self._d_update(state, images[i], None if labels is None else labels[i], jax.random.fold_in(key, i)))
-            out.update(self._g_update(state, jax.random.fold_in(key, self.s.n_critic)))
+                out.update(self._d_update(state, images[i], None if labels is None else labels[i], jax.random.fold_in(key, i),
+                                          norms))
+            out.update(self._g_update(state, jax.random.fold_in(key, self.s.n_critic), norms))
         self._update_ema(state)
         return state, out
 
@@ -167,7 +171,7 @@ class JaxStep:
 
         return make
 
-    def _d_update(self, state: State, real_u8: Any, labels: Any, key: Any) -> dict[str, Any]:
+    def _d_update(self, state: State, real_u8: Any, labels: Any, key: Any, norms: Any) -> dict[str, Any]:
         import jax
 
         gan, s = self.gan, self.s
@@ -190,12 +194,12 @@ class JaxStep:
         grads, (d_ntv, d_loss, penalty, real_logits, fake_logits, scale) = jax.grad(loss_fn, has_aux=True)(
             state["d_tv"], state["d_ntv"]
         )
-        norm = _unscaled(global_norm(grads), scale)
+        norm = _unscaled(gated_norm(norms, grads), scale)
         state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], grads, state["d_tv"])
         state["d_ntv"] = d_ntv
         return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm)
 
-    def _g_update(self, state: State, key: Any) -> dict[str, Any]:
+    def _g_update(self, state: State, key: Any, norms: Any) -> dict[str, Any]:
         import jax
 
         gan, s = self.gan, self.s
@@ -211,12 +215,12 @@ class JaxStep:
             return scaled, (g_ntv, d_ntv, g_loss, scale)
 
         grads, (g_ntv, d_ntv, g_loss, scale) = jax.grad(loss_fn, has_aux=True)(state["g_tv"], state["g_ntv"], state["d_ntv"])
-        norm = _unscaled(global_norm(grads), scale)
+        norm = _unscaled(gated_norm(norms, grads), scale)
         state["g_tv"], state["g_opt"] = gan.g_opt.stateless_apply(state["g_opt"], grads, state["g_tv"])
         state["g_ntv"], state["d_ntv"] = g_ntv, d_ntv
         return {"loss/generator": g_loss, "grad_norm/generator": norm}
 
-    def _joint_update(self, state: State, real_u8: Any, labels: Any, key: Any) -> dict[str, Any]:
+    def _joint_update(self, state: State, real_u8: Any, labels: Any, key: Any, norms: Any) -> dict[str, Any]:
         import jax
         import jax.numpy as jnp
 
@@ -244,8 +248,8 @@ class JaxStep:
         # One forward pass, two backward passes: each network's gradient of its own loss.
         _, d_grads = pullback((jnp.ones_like(d_scaled), jnp.zeros_like(g_scaled)))
         g_grads, _ = pullback((jnp.zeros_like(d_scaled), jnp.ones_like(g_scaled)))
-        d_norm = _unscaled(global_norm(d_grads), d_scale)
-        g_norm = _unscaled(global_norm(g_grads), g_scale)
+        d_norm = _unscaled(gated_norm(norms, d_grads), d_scale)
+        g_norm = _unscaled(gated_norm(norms, g_grads), g_scale)
         state["g_tv"], state["g_opt"] = gan.g_opt.stateless_apply(state["g_opt"], g_grads, state["g_tv"])
         state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], d_grads, state["d_tv"])
         state["g_ntv"], state["d_ntv"] = g_ntv, d_ntv

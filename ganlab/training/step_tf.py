@@ -23,7 +23,7 @@ from ganlab.training.step_common import (
     StepSettings,
     discriminator_objective,
     generator_objective,
-    global_norm,
+    gated_norm,
     loss_scale,
     normalise,
 )
@@ -44,11 +44,14 @@ class TFStep:
 
     # ---------------------------------------------------------------- public
 
-    def __call__(self, images: np.ndarray, labels: np.ndarray | None, step: int) -> dict[str, Any]:
-        """Run one step on ``images`` uint8 ``(n_critic, B, H, W, C)``; returns device scalars."""
+    def __call__(self, images: np.ndarray, labels: np.ndarray | None, step: int, norms: bool = True) -> dict[str, Any]:
+        """Run one step on ``images`` uint8 ``(n_critic, B, H, W, C)``; returns device scalars.
+
+        Gradient norms are computed only with ``norms`` (0 otherwise).
+        """
         import tensorflow as tf
 
-        return self._train(images, labels, tf.constant(step, dtype=tf.int32))
+        return self._train(images, labels, tf.constant(step, dtype=tf.int32), tf.constant(norms))
 
     def generate(self, z: np.ndarray, labels: np.ndarray | None, ema: bool = True) -> np.ndarray:
         """Images float32 ``[-1, 1]`` from ``z`` (one call; the caller chunks)."""
@@ -73,18 +76,18 @@ class TFStep:
 
     # --------------------------------------------------------------- compiled
 
-    def _train_step(self, images: Any, labels: Any, step: Any) -> dict[str, Any]:
+    def _train_step(self, images: Any, labels: Any, step: Any, norms: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         step_seed = tf.random.experimental.stateless_fold_in(tf.constant([self.s.seed, 0], tf.int32), step)
         out: dict[str, Any] = {}
         if self.s.n_critic == 1:
-            out = self._joint_update(images[0], None if labels is None else labels[0], step_seed)
+            out = self._joint_update(images[0], None if labels is None else labels[0], step_seed, norms)
         else:
             for i in range(self.s.n_critic):
                 seed_i = tf.random.experimental.stateless_fold_in(step_seed, i)
-                out.update(self._d_update(images[i], None if labels is None else labels[i], seed_i))
-            out.update(self._g_update(tf.random.experimental.stateless_fold_in(step_seed, self.s.n_critic)))
+                out.update(self._d_update(images[i], None if labels is None else labels[i], seed_i, norms))
+            out.update(self._g_update(tf.random.experimental.stateless_fold_in(step_seed, self.s.n_critic), norms))
         self._update_ema()
         return out
 
@@ -119,7 +122,7 @@ class TFStep:
 
         return make
 
-    def _d_update(self, real_u8: Any, labels: Any, seed: Any) -> dict[str, Any]:
+    def _d_update(self, real_u8: Any, labels: Any, seed: Any, norms: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         gan = self.gan
@@ -135,11 +138,11 @@ class TFStep:
             )
             scaled = gan.d_opt.scale_loss(d_loss + penalty)
         grads = tape.gradient(scaled, d_vars)
-        norm = _unscaled(global_norm(grads), gan.d_opt)
+        norm = _unscaled(gated_norm(norms, grads), gan.d_opt)
         gan.d_opt.apply(grads, d_vars)
         return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm)
 
-    def _g_update(self, seed: Any) -> dict[str, Any]:
+    def _g_update(self, seed: Any, norms: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         gan = self.gan
@@ -151,11 +154,11 @@ class TFStep:
             g_loss = generator_objective(self.s, fake_logits)
             scaled = gan.g_opt.scale_loss(g_loss)
         grads = tape.gradient(scaled, g_vars)
-        norm = _unscaled(global_norm(grads), gan.g_opt)
+        norm = _unscaled(gated_norm(norms, grads), gan.g_opt)
         gan.g_opt.apply(grads, g_vars)
         return {"loss/generator": g_loss, "grad_norm/generator": norm}
 
-    def _joint_update(self, real_u8: Any, labels: Any, seed: Any) -> dict[str, Any]:
+    def _joint_update(self, real_u8: Any, labels: Any, seed: Any, norms: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         gan = self.gan
@@ -175,8 +178,8 @@ class TFStep:
             g_scaled = gan.g_opt.scale_loss(g_loss)
         g_grads = g_tape.gradient(g_scaled, g_vars)
         d_grads = d_tape.gradient(d_scaled, d_vars)
-        g_norm = _unscaled(global_norm(g_grads), gan.g_opt)
-        d_norm = _unscaled(global_norm(d_grads), gan.d_opt)
+        g_norm = _unscaled(gated_norm(norms, g_grads), gan.g_opt)
+        d_norm = _unscaled(gated_norm(norms, d_grads), gan.d_opt)
         gan.g_opt.apply(g_grads, g_vars)
         gan.d_opt.apply(d_grads, d_vars)
         out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm)

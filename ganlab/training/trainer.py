@@ -8,6 +8,7 @@ mistakes); once the loop runs, every ending is a :class:`TrainResult`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from ganlab.errors import ConfigError
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.backend import activate_backend, dtype_policy
-from ganlab.training.checkpoint import all_finite, load_checkpoint, save_checkpoint
+from ganlab.training.checkpoint import BackgroundSaver, all_finite, load_checkpoint
 from ganlab.training.data import BatchStream
 from ganlab.training.evaluation import MetricsTracker
 from ganlab.training.models import Gan, build_gan
@@ -168,7 +169,9 @@ class _Loop:
         self.fixed_z, self.fixed_labels = fixed_z, fixed_labels
         self.start = int(state.get("step", 0))
         self.step = self.start
-        self.checkpoint_step = self.start if state else None
+        self.checkpoint_step = self.start if state else None  # the last checkpoint known to be on disk
+        self.saver = BackgroundSaver()
+        self._saving: tuple[int, bool] | None = None  # (step, is it 'latest') of the write in flight
         self.stream = BatchStream(data, int(self.t["batch_size"]), int(self.t["seed"]), int(state.get("batches_taken", 0)))
         self.tracker = MetricsTracker(data, int(self.t["eval_samples"]), int(self.t["seed"]), state.get("metrics"))
         self.eval_z, self.eval_labels = self._eval_noise(data)
@@ -205,15 +208,19 @@ class _Loop:
                 return self._finish("succeeded")
             return self._train_until(total)
         except _Diverged as exc:
+            self._settle_saves(quietly=True)
             self.writer.hparams_end("failure")
             kept = f"the last good checkpoint is step {self.checkpoint_step}" if self.checkpoint_step is not None else "no checkpoint was written"
             return self._result("diverged", exc.step, error=f"{exc.what} at step {exc.step}; {kept}")
         except Exception as exc:  # noqa: BLE001 - a failed run is a result the caller records
+            self._settle_saves(quietly=True)
             self.writer.hparams_end("failure")
             line = str(exc).strip().splitlines()
             error = f"{type(exc).__name__}: {line[0]}" if line else type(exc).__name__
             return self._result("failed", self.step, error=error, tb=traceback.format_exc())
         finally:
+            with contextlib.suppress(Exception):  # a failed write was already reported above
+                self.saver.close()
             self.writer.close()
 
     def _open_session(self) -> None:
@@ -233,23 +240,26 @@ class _Loop:
         every = {k: int(t[k]) for k in ("log_every", "sample_every", "eval_every", "checkpoint_every")}
         window_steps, window_time = 0, 0.0
         compiled = False
-        pending: tuple[int, dict[str, Any]] | None = None
+        pending: tuple[int, dict[str, Any], bool] | None = None
         while self.step < total:
             if self.reporter.should_stop():
                 if pending is not None:
                     self._fetch(*pending)
+                self._settle_saves()
                 if self.checkpoint_step != self.step:
                     self._save(("latest",))
+                    self._settle_saves()
                 self.writer.hparams_end("unknown")
                 return self._result("stopped", self.step)
             started = time.perf_counter()
             images, labels = self.stream.next(n_critic)
-            out = self.engine(images, labels, self.step + 1)
+            logs = (self.step + 1) % every["log_every"] == 0 or self.step + 1 == total
+            out = self.engine(images, labels, self.step + 1, norms=logs)
             self.step += 1
             # Read the previous step's losses while this one runs (JAX dispatches asynchronously).
             if pending is not None:
                 self._fetch(*pending)
-            pending = (self.step, out)
+            pending = (self.step, out, logs)
             due = {k for k, n in every.items() if self.step % n == 0}
             final = self.step == total
             if due or final:
@@ -271,9 +281,12 @@ class _Loop:
             which = (("latest",) if "checkpoint_every" in due or final else ()) + (("best",) if improved else ())
             if which:
                 self._save(which)
+            elif self._saving is not None and not self.saver.busy():
+                self._settle_saves()
         return self._finish("succeeded")
 
     def _finish(self, status: str) -> TrainResult:
+        self._settle_saves()
         self.writer.hparams_end("success")
         return self._result(status, self.step)
 
@@ -292,13 +305,14 @@ class _Loop:
 
     # ----------------------------------------------------------- per-event
 
-    def _fetch(self, step: int, out: Mapping[str, Any]) -> None:
-        values = {k: float(np.asarray(v)) for k, v in out.items()}
+    def _fetch(self, step: int, out: Mapping[str, Any], norms: bool = True) -> None:
+        # Without norms the step reports 0 for them: keep the last computed ones instead.
+        values = {k: float(np.asarray(v)) for k, v in out.items() if norms or not k.startswith("grad_norm/")}
         bad = [k for k, v in values.items() if k.startswith("loss/") and not math.isfinite(v)]
         if bad:
             self.writer.scalars(values, step)
             raise _Diverged(step, f"{bad[0]} became {values[bad[0]]}")
-        self.last = values
+        self.last = {**self.last, **values}
 
     def _log(self, steps_per_s: float, images_per_s: float) -> None:
         scalars = dict(self.last)
@@ -359,10 +373,25 @@ class _Loop:
             "last_losses": self.last,
             "saved_at": time.time(),
         }
-        for name in which:
-            save_checkpoint(self.rd.checkpoint(name), arrays, {**state, "kind": name})
-        if "latest" in which:
-            self.checkpoint_step = self.step
-            self.reporter.on_checkpoint(self.step)
+        self._settle_saves()
+        # Written in the background while training goes on: the arrays are a snapshot no step changes.
+        self.saver.save([self.rd.checkpoint(name) for name in which], arrays,
+                        [{**state, "kind": name} for name in which])
+        self._saving = (self.step, "latest" in which)
         self.writer.flush()
+
+    def _settle_saves(self, quietly: bool = False) -> None:
+        """Wait for the checkpoint in flight; once on disk it is the one to resume from."""
+        try:
+            self.saver.wait()
+        except Exception:
+            if not quietly:
+                raise
+            return
+        if self._saving is not None:
+            step, latest = self._saving
+            self._saving = None
+            if latest:
+                self.checkpoint_step = step
+                self.reporter.on_checkpoint(step)
 
