@@ -38,6 +38,7 @@ from typing import Any
 
 from ganlab.config import ExperimentConfig, Resolver
 from ganlab.errors import ConfigError, GanlabError
+from ganlab.gcpause import cyclic_gc_paused
 from ganlab.params import suggest
 
 DEFAULT_ARCH = "dcgan"
@@ -149,6 +150,11 @@ def points(grid: Grid) -> Iterator[dict[str, Any]]:
 
 def expand(resolver: Resolver, grids: Sequence[Grid]) -> list[Planned]:
     """Resolve every point of every block, in order; the first invalid point raises (naming it)."""
+    with cyclic_gc_paused():
+        return _expand(resolver, grids)
+
+
+def _expand(resolver: Resolver, grids: Sequence[Grid]) -> list[Planned]:
     resolved: list[tuple[ExperimentConfig, str, Grid, dict[str, Any]]] = []
     for grid in grids:
         if grid.seeds is not None and {"seed", "train.seed"} & set(grid.sets):

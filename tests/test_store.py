@@ -66,6 +66,22 @@ def test_enqueue_stores_the_full_record(q: Queue) -> None:
     assert rec.to_dict()["tags"] == ["a", "b"]
 
 
+def test_bulk_insert_stores_values_as_single_row_writes_do(q: Queue) -> None:
+    [(exp_id, _)] = q.enqueue([new(0)]).queued
+    [(other, _)] = q.enqueue([new(1)]).queued
+    claim = q.claim("w")  # started_at and friends are written through the ordinary Core path
+    assert claim is not None
+    with q.engine.connect() as conn:
+        row = conn.execute(text("SELECT queued_at, started_at, config, cancel_requested FROM experiments "
+                                "WHERE id = :id"), {"id": exp_id}).one()
+    queued, started = str(row.queued_at), str(row.started_at)
+    # One stored format: timestamps compare correctly as text on SQLite and as timestamptz on PostgreSQL.
+    assert len(queued) == len(started) and queued[10] == started[10] and queued < started
+    assert queued.endswith("+00:00") or row.queued_at.utcoffset().total_seconds() == 0
+    assert row.cancel_requested in (0, False)
+    assert q.get(other).experiment_config() == cfg(1)
+
+
 def test_duplicates_are_skipped_unless_allowed(q: Queue) -> None:
     first = q.enqueue([new(0)]).queued[0][0]
     again = q.enqueue([new(0, name="again"), new(1), new(1, name="twin")])

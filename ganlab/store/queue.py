@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, exists, select, update
+from sqlalchemy import Engine, Select, Update, bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from ganlab.errors import IllegalTransition, LeaseLost
@@ -122,6 +122,10 @@ def json_safe(value: Any) -> Any:
 class Queue(Store):
     """:class:`Store` plus the worker's side of the queue."""
 
+    def __init__(self, engine: Engine, url: str) -> None:
+        super().__init__(engine, url)
+        self._found_work: set[tuple[str, ...]] = set()  # tag filters whose last claim took an experiment
+
     def claim(
         self,
         worker_id: str,
@@ -140,9 +144,12 @@ class Queue(Store):
         probe, take = _claim_statements(bool(tags))
         params: dict[str, Any] = {"tags": list(tags)} if tags else {}
         # Idle workers poll; a plain read first spares them SQLite's database-wide write lock.
-        with self._tx(write=False) as conn:
-            if conn.scalar(probe, params) is None:
-                return None
+        # Right after a claim that found work the queue most likely has more: skip the read.
+        key = tuple(tags or ())
+        if key not in self._found_work:
+            with self._tx(write=False) as conn:
+                if conn.scalar(probe, params) is None:
+                    return None
         now = utcnow()
         expires = now + timedelta(seconds=lease_s)
         params.update(
@@ -152,7 +159,9 @@ class Queue(Store):
         with self._tx(write=True) as conn:
             row = conn.execute(take, params).mappings().one_or_none()
         if row is None:
+            self._found_work.discard(key)
             return None  # another worker took the last one between the read and the write
+        self._found_work.add(key)
         # Tags never change after enqueue, so they are read after the write lock is released.
         with self._tx(write=False) as conn:
             record = self._record(conn, row["id"], row)

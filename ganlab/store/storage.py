@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, IllegalTransition, NotFound, StoreError
+from ganlab.gcpause import cyclic_gc_paused
 from ganlab.store.database import (
     WRITE_OPTION,
     JSONText,
@@ -52,6 +53,12 @@ MAX_TAG_LEN = 100
 _CHUNK = 500  # ids per IN (...) list, well under every dialect's parameter limit
 
 T = TypeVar("T")
+
+
+def _bind_value(type_: Any, value: Any, dialect: Any) -> Any:
+    """``value`` as the DBAPI receives it for a column of ``type_``."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return process(value) if process is not None else value
 
 
 def utcnow() -> datetime:
@@ -333,6 +340,10 @@ class Store:
         Unless ``allow_duplicates``, an item whose config hash matches a queued,
         running or succeeded experiment (or an earlier item) is skipped and reported.
         """
+        with cyclic_gc_paused():
+            return self._enqueue(items, allow_duplicates)
+
+    def _enqueue(self, items: Sequence[NewExperiment], allow_duplicates: bool) -> EnqueueResult:
         for item in items:
             for tag in item.tags:
                 check_tag(tag)
@@ -390,7 +401,15 @@ class Store:
         # transaction holds the database lock (BEGIN IMMEDIATE) and SQLite numbers each new row
         # max(id) + 1, so one executemany yields consecutive ids; the count below proves it.
         before = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-        conn.execute(insert(table).values(**shared), rows)
+        # The DBAPI's executemany on plain tuples: SQLAlchemy's per-row parameter handling
+        # would cost more than the insert itself. The varying columns are strings and ints
+        # (the config already JSON text); the shared values go through their column types once.
+        varying = list(rows[0])
+        fixed = [_bind_value(table.c[k].type, v, conn.dialect) for k, v in shared.items()]
+        names = ", ".join(varying + list(shared))
+        marks = ", ".join("?" * (len(varying) + len(shared)))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+                             [(*(row[k] for k in varying), *fixed) for row in rows])
         after = conn.execute(select(func.max(table.c.id), func.count()).where(table.c.id > before)).one()
         if tuple(after) != (before + len(rows), len(rows)):
             raise StoreError(f"queueing {len(rows)} experiments produced ids {before + 1}..{after[0]} "
