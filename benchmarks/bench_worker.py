@@ -93,7 +93,7 @@ def write_doc(results: dict[str, dict[str, list[float]]], reference: float, mach
     for key, label, _, _ in SCENARIOS:
         r = results[key]
         rows.append(
-            f"| {label} | {statistics.median(r['training_s']):.1f} s | "
+            f"| {label} | {statistics.median(r['training_s']):.2f} s | "
             f"{statistics.median(r['claim_to_first_step_s']):.2f} s | "
             f"{statistics.median(r['idle_between_s']):.2f} s | {max(r['idle_between_s']):.2f} s |"
         )

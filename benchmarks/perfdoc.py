@@ -26,8 +26,19 @@ def replace_section(heading: str, section: str, path: Path = PERFORMANCE_MD) -> 
     return path
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the architecture where that is not available."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def machine_description() -> str:
     """Where the figures were measured, with the load at the start (this VM is shared)."""
-    return (f"{os.cpu_count()}-core {platform.machine()} ({platform.system()}), Python {platform.python_version()}, "
-            f"load average {os.getloadavg()[0]:.1f} at the start (the VM is shared)")
+    return (f"{os.cpu_count()}-core {cpu_model()} ({platform.machine()}, {platform.system()}), "
+            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the start (the VM is shared)")
 
