@@ -210,7 +210,7 @@ class Worker:
                 child.start_shown = True
                 self.display.event(f"#{child.id} {child.name}: resumed from its checkpoint at step {child.start_step}")
             if child.finished() is None:
-                if child.training:
+                if child.training and not child.finishing:  # a finishing child's successor is already starting
                     self._prepare_standby(child)
                 if now - child.last_renew >= self.options.lease_s / 3:
                     self._renew(child)
