@@ -42,8 +42,9 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS, show_default=True, callback=_positive,
               help="Claims per experiment before a crashing one is marked failed.")
 @click.option("--prestart/--no-prestart", default=True, show_default=True,
-              help="Start each GPU's next process while one trains, and hand it the next experiment "
-                   "when the current one's last step is done (its final evaluation overlaps the start-up).")
+              help="Start each slot's (GPU's, or the CPU's) next process while one trains, and hand it the "
+                   "next experiment when the current one's last step is done (its final evaluation overlaps "
+                   "the start-up).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_experiments: int | None,
