@@ -76,3 +76,61 @@ def test_classification():
     assert exc.reason == "Python exception: ValueError: bad shape" and not exc.retryable
     plain = classify(2, None, "Error: dataset 'folder' cannot be loaded")
     assert plain.reason == "exited with code 2: Error: dataset 'folder' cannot be loaded" and not plain.retryable
+
+
+class _Training:
+    """What the loop reads of a running child: enough to decide about pre-starting (no process)."""
+
+    def __init__(self, slot, *, training, finishing):
+        import time
+        from types import SimpleNamespace
+
+        self.slot, self.training, self.finishing = slot, training, finishing
+        self.id = id(self)
+        self.claim = SimpleNamespace(experiment=SimpleNamespace(config={"train": {"backend": "tensorflow"}}))
+        self.start_step, self.start_shown, self.stop_sent = None, True, None
+        self.last_renew = time.monotonic()
+
+    def poll_reports(self):
+        pass
+
+    def finished(self):
+        return None
+
+
+@pytest.mark.parametrize("children, prestarted", [
+    ([("a", True, False)], ["a"]),                      # training: prepare its slot's next process
+    ([("a", False, False)], []),                        # still starting up: not two start-ups at once
+    ([("a", True, True)], ["a"]),                       # start and last step seen in one poll: still prepare
+    ([("a", True, True), ("a", False, False)], []),     # the successor is starting beside the finishing one
+    ([("a", True, False), ("b", True, False)], ["a", "b"]),
+])
+def test_when_the_worker_prestarts_a_slot(tmp_path, monkeypatch, children, prestarted):
+    from ganlab.store.queue import Queue
+    from ganlab.worker import loop
+
+    started = []
+    monkeypatch.setattr(loop, "start_standby", lambda slot, backend, env: started.append(slot) or object())
+    with Queue.open(f"sqlite:///{tmp_path / 'q.db'}", create=True) as queue:
+        worker = loop.Worker(queue, loop.WorkerOptions(slots=["a", "b"]))
+        for slot, training, finishing in children:
+            child = _Training(slot, training=training, finishing=finishing)
+            worker.children[child.id] = child
+        worker._watch_children()
+        assert sorted(started) == prestarted
+        worker._watch_children()
+        assert sorted(started) == prestarted  # one per slot, not one per pass
+
+
+def test_no_prestart_starts_no_process(tmp_path, monkeypatch):
+    from ganlab.store.queue import Queue
+    from ganlab.worker import loop
+
+    started = []
+    monkeypatch.setattr(loop, "start_standby", lambda slot, backend, env: started.append(slot) or object())
+    with Queue.open(f"sqlite:///{tmp_path / 'q.db'}", create=True) as queue:
+        worker = loop.Worker(queue, loop.WorkerOptions(slots=["a"], prestart=False))
+        child = _Training("a", training=True, finishing=False)
+        worker.children[child.id] = child
+        worker._watch_children()
+    assert started == []

@@ -210,7 +210,8 @@ class Worker:
                 child.start_shown = True
                 self.display.event(f"#{child.id} {child.name}: resumed from its checkpoint at step {child.start_step}")
             if child.finished() is None:
-                if child.training and not child.finishing:  # a finishing child's successor is already starting
+                # Not while the slot's next experiment is starting up beside a finishing one.
+                if child.training and not (child.finishing and self._successor_started(child)):
                     self._prepare_standby(child)
                 if now - child.last_renew >= self.options.lease_s / 3:
                     self._renew(child)
@@ -227,6 +228,9 @@ class Worker:
                 self._went_offline(exc)
         self.display.update(self.children.values())
         return ended
+
+    def _successor_started(self, child: Child) -> bool:
+        return any(other.slot == child.slot and other is not child for other in self.children.values())
 
     def _prepare_standby(self, child: Child) -> None:
         """Start the slot's next process once its current one trains (so the two never start up together)."""
