@@ -110,7 +110,7 @@ class ExperimentConfig:
         return out
 
 
-def owners_index(declared: Mapping[str, tuple[Param, ...]]) -> dict[str, list[str]]:
+def _owners_index(declared: Mapping[str, tuple[Param, ...]]) -> dict[str, list[str]]:
     """``parameter name -> the sections declaring it``, in section order."""
     index: dict[str, list[str]] = {}
     for section in SECTIONS:
@@ -174,7 +174,7 @@ class Resolver:
                 "dataset": self.registry.dataset(dataset).params,
                 "loss": self.registry.loss(loss).params,
             }
-            self._declared[key] = (declared, owners_index(declared))
+            self._declared[key] = (declared, _owners_index(declared))
         return self._declared[key]
 
     def _section(self, plugins: tuple[str, str, str], section: str, declared: tuple[Param, ...],

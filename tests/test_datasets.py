@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ganlab.builtin import datasets as builtin_datasets
-from ganlab.builtin.datasets import digits, folder, keras_datasets
+from ganlab.builtin.datasets import digits, keras_datasets
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatasetUnavailable
 from ganlab.params import resolve_params

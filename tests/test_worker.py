@@ -250,6 +250,7 @@ def test_a_worker_presumed_dead_cannot_overwrite_the_new_owner(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--gpus", "zero"], "Error: --gpus 'zero' is not valid; use auto, none, or GPU ids like 0,1"),
     (["--lease", "0"], "Invalid value for '--lease': must be > 0, got 0.0"),
+    (["--prestart=yes"], "Option '--prestart' does not take a value"),
 ])
 def test_worker_bad_options(tmp_path, args, message):
     url = f"sqlite:///{tmp_path / 'q.db'}"

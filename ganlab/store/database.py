@@ -158,9 +158,9 @@ class WriteGate:
     to 100 ms at a time, so under contention a claim can wait hundreds of
     milliseconds while the lock sits free. A blocking ``flock`` is handed to
     the next waiter as soon as it is released, and the releaser yields its
-    CPU so that waiter gets it before the releaser's own next write. SQLite's own locking still
-    guarantees correctness (other tools, a folder where the lock file cannot
-    be created); the gate only removes the idle waiting.
+    CPU so that waiter gets it before the releaser's own next write. SQLite's
+    own locking still guarantees correctness (other tools, a folder where the
+    lock file cannot be created); the gate only removes the idle waiting.
     """
 
     def __init__(self, db_path: Path | None) -> None:

@@ -160,7 +160,7 @@ class Queue(Store):
             row = conn.execute(take, params).mappings().one_or_none()
         if row is None:
             self._found_work.discard(key)
-            return None  # another worker took the last one between the read and the write
+            return None  # the queue ran dry, or another worker took the last one after our read
         self._found_work.add(key)
         # Tags never change after enqueue, so they are read after the write lock is released.
         with self._tx(write=False) as conn:
