@@ -190,12 +190,15 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(registry, t
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_trains(registry, tmp_path, precision):
+def test_mixed_precision_trains(registry, tmp_path, precision, monkeypatch, capsys):
     import keras
 
+    # Stands in for a CPU with both 16-bit types (this machine may have neither): no warning.
+    monkeypatch.setattr("ganlab.training.trainer.cpu_flags", lambda: frozenset({"avx2", "amx_bf16", "avx512_fp16"}))
     config = tiny_config(registry, steps=3, precision=precision, eval_every=100, sample_every=100)
     result = train(config, tmp_path, registry=registry)
     assert result.status == "succeeded"
+    assert result.warnings == [] and "warning" not in capsys.readouterr().err
     assert keras.config.dtype_policy().name == "float32"  # restored for whatever runs next
     losses = read_scalars(tmp_path)["loss/generator"]
     assert len(losses) == 3 and all(math.isfinite(v) for _, v in losses)
@@ -207,6 +210,24 @@ def test_mixed_precision_trains(registry, tmp_path, precision):
         assert n_opt > baseline  # the loss-scale optimiser's own state (scale, counters) is checkpointed too
     else:
         assert n_opt == baseline
+
+
+def test_emulated_precision_is_named_at_the_start_of_the_run(registry, tmp_path, monkeypatch, capsys):
+    # An AVX2-only CPU: bfloat16 is emulated there, many times slower than float32.
+    monkeypatch.setattr("ganlab.training.trainer.cpu_flags", lambda: frozenset({"sse4_2", "avx2", "fma"}))
+    seen_at_start = []
+
+    class Watch(BaseReporter):
+        def on_start(self, start_step, total_steps):
+            seen_at_start.append(capsys.readouterr().err)
+
+    config = tiny_config(registry, steps=2, precision="mixed_bfloat16", eval_every=100, sample_every=100)
+    result = train(config, tmp_path, reporter=Watch(), registry=registry)
+    assert result.status == "succeeded"
+    assert len(result.warnings) == 1 and "no bfloat16 instructions" in result.warnings[0]
+    assert "use --precision float32" in result.warnings[0]
+    assert seen_at_start == [f"warning: {result.warnings[0]}\n"]  # said before the first step, once
+    assert read_text(tmp_path)["warnings"] == [(0, result.warnings[0])]
 
 
 def test_a_run_dir_is_not_reused_by_accident(registry, tmp_path):

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 import traceback
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from ganlab.training.checkpoint import BackgroundSaver, all_finite, load_checkpo
 from ganlab.training.data import BatchStream
 from ganlab.training.evaluation import MetricsTracker
 from ganlab.training.models import Gan, build_gan
+from ganlab.training.precision import cpu_flags, on_accelerator, precision_warning
 from ganlab.training.report import BaseReporter, Reporter, TrainResult
 from ganlab.training.run_dir import RunDir
 from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
@@ -142,7 +144,11 @@ class Trainer:
                 fixed_labels = arrays.get("fixed/labels", fixed_labels)
             # Written only now: a run that could not even start leaves the directory free.
             self.run_dir.save_config(self.config)
-            return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels).run()
+            warning = precision_warning(self.t["precision"], on_accelerator(self.t["backend"]), cpu_flags())
+            if warning:
+                # Said now, not in the result hours later: the run is still cheap to stop.
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
+            return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels, [warning] if warning else []).run()
 
 
 class _Loop:
@@ -157,6 +163,7 @@ class _Loop:
         state: Mapping[str, Any],
         fixed_z: np.ndarray,
         fixed_labels: np.ndarray | None,
+        warnings: list[str],
     ) -> None:
         from ganlab.tblog import RunWriter
 
@@ -183,7 +190,7 @@ class _Loop:
             "class_names": list(data.class_names) if data.class_names else None,
         }
         self.chunk = max(int(self.t["batch_size"]), 64)
-        self.warnings: list[str] = []
+        self.warnings = list(warnings)
         if self.start:
             self.rd.truncate_metrics(self.start)
         # After a resume, TensorBoard drops what the dead process logged past the checkpoint's step.
@@ -231,6 +238,8 @@ class _Loop:
         body = json.dumps(config.to_dict(), indent=2, sort_keys=True)
         # Four-space indentation makes the JSON a code block in the Text dashboard's markdown.
         self.writer.text("config", "\n".join("    " + line for line in body.splitlines()), self.start)
+        for message in self.warnings:
+            self.writer.text("warnings", message, self.start)
         self.writer.hparams_end("running")
 
     def _train_until(self, total: int) -> TrainResult:
