@@ -37,8 +37,29 @@ def cpu_model() -> str:
     return platform.machine()
 
 
+def cpu_features() -> str:
+    """The vector units and 16-bit arithmetic that decide training speed, e.g. "AVX2, no bfloat16/float16"."""
+    from ganlab.training.precision import NATIVE_FLAGS, cpu_flags
+
+    flags = cpu_flags()
+    if flags is None:
+        return platform.machine()
+    widest = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("sve", "SVE"), ("asimd", "NEON"))
+                   if flag in flags), "no wide vectors")
+    native = [p.removeprefix("mixed_") for p, needed in NATIVE_FLAGS.items() if needed & flags]
+    emulated = [p.removeprefix("mixed_") for p in NATIVE_FLAGS if p.removeprefix("mixed_") not in native]
+    parts = [platform.machine(), widest]
+    if native:
+        parts.append(" and ".join(native) + " instructions")
+    if emulated:
+        parts.append("no " + "/".join(emulated) + " instructions")
+    if "amx_tile" in flags:
+        parts.append("AMX")
+    return ", ".join(parts)
+
+
 def machine_description() -> str:
     """Where the figures were measured, with the load at the start (this VM is shared)."""
-    return (f"{os.cpu_count()}-core {cpu_model()} ({platform.machine()}, {platform.system()}), "
+    return (f"{os.cpu_count()}-core {cpu_model()} ({cpu_features()}, {platform.system()}), "
             f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the start (the VM is shared)")
 
