@@ -146,6 +146,12 @@ def main() -> None:
     results: dict[str, list[float]] = {"reference float32": []}
     for p, xla in variants:
         results[f"ganlab {p}{' xla' if xla else ''}"] = []
+    sys.path.insert(0, str(REPO))  # perfdoc reads the CPU's flags through ganlab.training.precision
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from perfdoc import machine_description
+
+    machine = machine_description()
+    print(f"measured on {machine}", flush=True)
     for r in range(rounds):
         results["reference float32"].append(_run([sys.executable, str(REFERENCE)], env, "reference_dcgan"))
         for p, xla in variants:
@@ -163,7 +169,7 @@ def main() -> None:
                          "ratio_of_best": max(values) / max(refs)}
         print(f"  {name:28s} median {summary[name]['median']:7.1f}  best {max(values):7.1f}  "
               f"ratio to reference float32: median per round {paired:.2f}x, best/best {summary[name]['ratio_of_best']:.2f}x")
-    print(json.dumps({"batch": batch, "steps": steps, "rounds": rounds, "runs": results, "summary": summary}))
+    print(json.dumps({"machine": machine, "batch": batch, "steps": steps, "rounds": rounds, "runs": results, "summary": summary}))
 
 
 if __name__ == "__main__":
