@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 
 from ganlab.errors import ConfigError
+from ganlab.training import keras_import
 
 
 def prefer_backend(name: str) -> None:
@@ -20,6 +21,7 @@ def prefer_backend(name: str) -> None:
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = name
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter drowns the progress bar
+        keras_import.install(name)
 
 
 def imported_backend() -> str | None:

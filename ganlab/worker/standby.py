@@ -90,6 +90,9 @@ def start_standby(slot: str | None, backend: str, env: dict[str, str]) -> Standb
 
 def _warm_up() -> None:
     """Import what ``ganlab train`` needs, then rehearse one step (the backend comes from $KERAS_BACKEND)."""
+    from ganlab.training import keras_import
+
+    keras_import.install(os.environ.get("KERAS_BACKEND"))
     import keras  # noqa: F401
 
     import ganlab.cli  # noqa: F401
