@@ -163,6 +163,18 @@ def test_resume_continues_exactly_and_curves_continue(registry, tmp_path):
     assert read_hparams(split)["status"] == "success"
 
 
+def test_each_step_makes_n_critic_discriminator_updates_then_one_generator_update(registry, tmp_path):
+    config = tiny_config(registry, "tiny", "wgan-gp", steps=4, n_critic=3, checkpoint_every=100, eval_every=100,
+                         sample_every=100)
+    result = train(config, tmp_path / "run", registry=registry)
+    assert result.status == "succeeded", result.traceback
+    weights = _weights(tmp_path / "run")
+    # Each optimiser's first variable is its step counter.
+    assert int(weights["d_opt/0000"]) == 12 and int(weights["g_opt/0000"]) == 4
+    penalty = read_scalars(tmp_path / "run")["loss/penalty"]
+    assert [s for s, _ in penalty] == [1, 2, 3, 4] and all(v > 0 and np.isfinite(v) for _, v in penalty)
+
+
 def test_same_seed_gives_the_same_first_losses_and_another_seed_does_not(registry, tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):

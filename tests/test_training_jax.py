@@ -78,6 +78,8 @@ def test_jax_backend_trains_and_logs_without_tensorflow(tmp_path):
     # Checkpoints from JAX hold the same groups as TensorFlow's; EMA weights differ from G's.
     arrays, state = load_checkpoint(RunDir(tmp_path / "alt").checkpoint("latest"))
     assert state["step"] == 4 and state["backend"] == "jax"
+    # Optimiser step counters (each optimiser's first variable): n_critic = 2 critic updates per step.
+    assert int(arrays["d_opt/0000"]) == 8 and int(arrays["g_opt/0000"]) == 4
     g = [arrays[k] for k in sorted(arrays) if k.startswith("generator/")]
     ema = [arrays[k] for k in sorted(arrays) if k.startswith("ema/")]
     assert len(g) == len(ema) and not all(np.array_equal(a, b) for a, b in zip(g, ema))

@@ -106,16 +106,17 @@ def mean_logit(logits: Any) -> Any:
 def discriminator_outputs(
     settings: StepSettings, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any
 ) -> dict[str, Any]:
-    """The discriminator's logged scalars, the same on every backend."""
-    out = {
-        "loss/discriminator": d_loss,
-        "disc/real": mean_logit(real_logits),
-        "disc/fake": mean_logit(fake_logits),
-        "grad_norm/discriminator": norm,
-    }
+    """The discriminator's logged scalars, the same on every backend, named by :func:`discriminator_output_names`."""
+    values = [d_loss, mean_logit(real_logits), mean_logit(fake_logits), norm, penalty]
+    return dict(zip(discriminator_output_names(settings), values))  # zip drops the penalty where there is none
+
+
+def discriminator_output_names(settings: StepSettings) -> list[str]:
+    """The names :func:`discriminator_outputs` returns, known before any step runs."""
+    names = ["loss/discriminator", "disc/real", "disc/fake", "grad_norm/discriminator"]
     if settings.loss.regularizer is not None:
-        out["loss/penalty"] = penalty
-    return out
+        names.append("loss/penalty")
+    return names
 
 
 def global_norm(grads: list[Any]) -> Any:

@@ -125,12 +125,26 @@ class JaxStep:
         if self.s.n_critic == 1:
             out = self._joint_update(state, images[0], None if labels is None else labels[0], key, norms)
         else:
-            for i in range(self.s.n_critic):
-                out.update(self._d_update(state, images[i], None if labels is None else labels[i], jax.random.fold_in(key, i),
-                                          norms))
+            state, out = self._critic_updates(state, images, labels, key, norms)
             out.update(self._g_update(state, jax.random.fold_in(key, self.s.n_critic), norms))
         self._update_ema(state)
         return state, out
+
+    def _critic_updates(self, state: State, images: Any, labels: Any, key: Any, norms: Any) -> tuple[State, dict[str, Any]]:
+        """``n_critic`` discriminator updates as one ``lax.scan``; the last one's outputs.
+
+        Unrolled, XLA would compile the update ``n_critic`` times over.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        def update(state: State, xs: tuple[Any, Any, Any]) -> tuple[State, dict[str, Any]]:
+            i, real_u8, real_labels = xs
+            state = dict(state)
+            return state, self._d_update(state, real_u8, real_labels, jax.random.fold_in(key, i), norms)
+
+        state, outs = jax.lax.scan(update, state, (jnp.arange(self.s.n_critic), images, labels))
+        return state, {name: value[-1] for name, value in outs.items()}
 
     def _noise(self, key: Any) -> tuple[Any, Any]:
         import jax

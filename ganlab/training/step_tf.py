@@ -16,6 +16,7 @@ from ganlab.autodiff import input_gradient
 from ganlab.specs import RegularizerContext
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
+    discriminator_output_names,
     discriminator_outputs,
     LABEL_STREAM,
     REG_STREAM,
@@ -84,12 +85,29 @@ class TFStep:
         if self.s.n_critic == 1:
             out = self._joint_update(images[0], None if labels is None else labels[0], step_seed, norms)
         else:
-            for i in range(self.s.n_critic):
-                seed_i = tf.random.experimental.stateless_fold_in(step_seed, i)
-                out.update(self._d_update(images[i], None if labels is None else labels[i], seed_i, norms))
+            out = self._critic_updates(images, labels, step_seed, norms)
             out.update(self._g_update(tf.random.experimental.stateless_fold_in(step_seed, self.s.n_critic), norms))
         self._update_ema()
         return out
+
+    def _critic_updates(self, images: Any, labels: Any, step_seed: Any, norms: Any) -> dict[str, Any]:
+        """``n_critic`` discriminator updates as one ``tf.while_loop``; the last one's outputs.
+
+        A Python loop would trace the update ``n_critic`` times: with wgan-gp's 5
+        (each with its double backward pass) the first step took 8 s instead of
+        3.4 s on a 2-core CPU, while later steps run at the same speed.
+        """
+        import tensorflow as tf
+
+        def update(i: Any, _: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            seed_i = tf.random.experimental.stateless_fold_in(step_seed, i)
+            out = self._d_update(tf.gather(images, i), None if labels is None else tf.gather(labels, i), seed_i, norms)
+            return i + 1, {k: tf.cast(v, tf.float32) for k, v in out.items()}
+
+        first = {name: tf.zeros((), tf.float32) for name in discriminator_output_names(self.s)}
+        # One iteration at a time: each update reads the variables the previous one wrote.
+        _, out = tf.while_loop(lambda i, _: i < self.s.n_critic, update, (tf.constant(0), first), parallel_iterations=1)
+        return dict(out)
 
     def _noise(self, seed: Any) -> tuple[Any, Any]:
         import tensorflow as tf
