@@ -104,9 +104,9 @@ class TFStep:
             out = self._d_update(tf.gather(images, i), None if labels is None else tf.gather(labels, i), seed_i, norms)
             return i + 1, {k: tf.cast(v, tf.float32) for k, v in out.items()}
 
-        first = {name: tf.zeros((), tf.float32) for name in discriminator_output_names(self.s)}
+        initial = {name: tf.zeros((), tf.float32) for name in discriminator_output_names(self.s)}
         # One iteration at a time: each update reads the variables the previous one wrote.
-        _, out = tf.while_loop(lambda i, _: i < self.s.n_critic, update, (tf.constant(0), first), parallel_iterations=1)
+        _, out = tf.while_loop(lambda i, _: i < self.s.n_critic, update, (tf.constant(0), initial), parallel_iterations=1)
         return dict(out)
 
     def _noise(self, seed: Any) -> tuple[Any, Any]:
