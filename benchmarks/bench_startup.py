@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def measure(backend: str, rounds: int, tmp: Path) -> dict[str, list[float]]:
     for r in range(rounds):
         for name, cmd in programs.items():
             if name.startswith("ganlab train"):
-                subprocess.run(["rm", "-rf", str(tmp / cmd[-1])], check=True)
+                shutil.rmtree(tmp / cmd[-1], ignore_errors=True)
             times[name].append(_seconds(cmd, backend, tmp))
         print(f"{backend} round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               flush=True)

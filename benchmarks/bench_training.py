@@ -31,6 +31,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # perfdoc reads the CPU's flags through ganlab.training.precision
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from perfdoc import machine_description  # noqa: E402
+
 REFERENCE = REPO.parent / "shared" / "bench" / "reference_dcgan.py"
 LOG_EVERY = 5
 NOISE = 100
@@ -146,10 +151,6 @@ def main() -> None:
     results: dict[str, list[float]] = {"reference float32": []}
     for p, xla in variants:
         results[f"ganlab {p}{' xla' if xla else ''}"] = []
-    sys.path.insert(0, str(REPO))  # perfdoc reads the CPU's flags through ganlab.training.precision
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from perfdoc import machine_description
-
     machine = machine_description()
     print(f"measured on {machine}", flush=True)
     for r in range(rounds):
