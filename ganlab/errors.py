@@ -53,3 +53,9 @@ class DatabaseMissing(StoreError):
 
 class DatabaseUnreachable(StoreError):
     """The database server cannot be reached right now (network, restart); worth retrying."""
+
+    #: The server cut the connection in use (rather than refusing a new one).
+    connection_dropped: bool = False
+    #: ... and before the transaction's commit (or the transaction only read), so
+    #: nothing of it was applied: running it again cannot apply it twice.
+    nothing_applied: bool = False

@@ -46,7 +46,15 @@ from sqlalchemy.engine import Connection
 
 from ganlab.errors import IllegalTransition, LeaseLost
 from ganlab.store.models import Experiment, ExperimentTag, UTCDateTime
-from ganlab.store.storage import FINAL_STATUSES, TRANSITIONS, ExperimentRecord, Store, check_transition, utcnow
+from ganlab.store.storage import (
+    FINAL_STATUSES,
+    TRANSITIONS,
+    ExperimentRecord,
+    Store,
+    check_transition,
+    reconnects,
+    utcnow,
+)
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -141,6 +149,18 @@ class Queue(Store):
         Increments the fencing token and the attempt count.
         """
         check_transition("queued", "running")
+        taken = self._take(worker_id, host, pid, lease_s, tags)
+        if taken is None:
+            return None
+        row, expires = taken
+        record = self._claimed_record(row)
+        return Claim(record, record.fence, expires)
+
+    @reconnects()
+    def _take(
+        self, worker_id: str, host: str | None, pid: int | None, lease_s: float, tags: Sequence[str] | None
+    ) -> tuple[Mapping[str, Any], datetime] | None:
+        """The claim's write: the taken row and its lease's end, or None when there was nothing to take."""
         probe, take = _claim_statements(bool(tags))
         params: dict[str, Any] = {"tags": list(tags)} if tags else {}
         # Idle workers poll; a plain read first spares them SQLite's database-wide write lock.
@@ -162,11 +182,16 @@ class Queue(Store):
             self._found_work.discard(key)
             return None  # the queue ran dry, or another worker took the last one after our read
         self._found_work.add(key)
-        # Tags never change after enqueue, so they are read after the write lock is released.
-        with self._tx(write=False) as conn:
-            record = self._record(conn, row["id"], row)
-        return Claim(record, record.fence, expires)
+        return row, expires
 
+    @reconnects()
+    def _claimed_record(self, row: Mapping[str, Any]) -> ExperimentRecord:
+        # Tags never change after enqueue, so they are read after the write lock is released.
+        # Its own retry: running the whole claim again would take a second experiment.
+        with self._tx(write=False) as conn:
+            return self._record(conn, row["id"], row)
+
+    @reconnects(idempotent=True)
     def renew(
         self,
         exp_id: int,
@@ -188,6 +213,7 @@ class Queue(Store):
             cancel = bool(conn.scalar(select(Experiment.cancel_requested).where(Experiment.id == exp_id)))
             return Heartbeat(cancel, values["lease_expires_at"])
 
+    @reconnects()
     def finish(
         self,
         exp_id: int,
@@ -212,6 +238,7 @@ class Queue(Store):
         with self._tx(write=True) as conn:
             self._fenced_update(conn, exp_id, token, values)
 
+    @reconnects()
     def release(self, exp_id: int, token: int) -> None:
         """Hand a running experiment back to the queue (e.g. the worker is shutting down).
 
@@ -223,6 +250,7 @@ class Queue(Store):
                 "worker_id": None, "worker_host": None, "worker_pid": None, "started_at": None,
             })
 
+    @reconnects()
     def requeue(
         self, exp_id: int, token: int, *, reason: str, detail: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS
     ) -> str:
@@ -246,11 +274,13 @@ class Queue(Store):
             })
             return "queued"
 
+    @reconnects(idempotent=True)
     def set_run_dir(self, exp_id: int, token: int, path: str, *, host: str | None = None) -> None:
         """Record where the run writes checkpoints and logs (kept across retries, for resuming)."""
         with self._tx(write=True) as conn:
             self._fenced_update(conn, exp_id, token, {"run_dir": str(path), "run_host": host or socket.gethostname()})
 
+    @reconnects()
     def reclaim_expired(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, now: datetime | None = None) -> list[Reclaimed]:
         """Take back every running experiment whose lease ran out before ``now``.
 

@@ -8,20 +8,21 @@ The claim API for workers is :class:`ganlab.store.queue.Queue`, a subclass.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection
 
 from ganlab.config import ExperimentConfig
-from ganlab.errors import ConfigError, IllegalTransition, NotFound, StoreError
+from ganlab.errors import ConfigError, DatabaseUnreachable, IllegalTransition, NotFound, StoreError
 from ganlab.gcpause import cyclic_gc_paused
 from ganlab.store.database import (
     WRITE_OPTION,
@@ -53,6 +54,35 @@ MAX_TAG_LEN = 100
 _CHUNK = 500  # ids per IN (...) list, well under every dialect's parameter limit
 
 T = TypeVar("T")
+S = TypeVar("S", bound="Store")
+P = ParamSpec("P")
+
+
+def reconnects(*, idempotent: bool = False) -> Callable[[Callable[Concatenate[S, P], T]], Callable[Concatenate[S, P], T]]:
+    """Run a one-transaction method once more when the server cut its connection mid-transaction.
+
+    A long-lived worker's pooled connection can be cut while it is in use (a
+    server restart, a failover, pg_terminate_backend); the pool's pre-ping only
+    catches connections that died while idle. A transaction cut before its
+    commit (or one that only read) left nothing behind, so one retry on a fresh
+    connection makes the drop invisible. A write cut during its commit may or
+    may not have landed: it is retried only if ``idempotent`` (applying it twice
+    is the same as once), else raised for the caller's own recovery.
+    """
+
+    def decorate(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
+        @functools.wraps(method)
+        def retrying(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return method(self, *args, **kwargs)
+            except DatabaseUnreachable as exc:
+                if not (exc.nothing_applied or (idempotent and exc.connection_dropped)):
+                    raise
+            return method(self, *args, **kwargs)
+
+        return retrying
+
+    return decorate
 
 
 def _bind_value(type_: Any, value: Any, dialect: Any) -> Any:
@@ -256,15 +286,22 @@ class Store:
     def _tx(self, *, write: bool) -> Iterator[Connection]:
         """One transaction. Statements run through Core: the queue's hot paths
         (claim, heartbeat, list) would spend most of their time in ORM bookkeeping."""
+        body_done = False  # past this point the commit is under way: a failure may or may not have applied it
         try:
             if write:
                 with self._gate.hold(), self._write_engine.begin() as conn:
                     yield conn
+                    body_done = True
             else:
                 with self.engine.begin() as conn:
                     yield conn
+                    body_done = True
         except DBAPIError as exc:
-            raise translate_error(exc, self.url) from exc
+            error = translate_error(exc, self.url)
+            if isinstance(error, DatabaseUnreachable) and exc.connection_invalidated:
+                error.connection_dropped = True
+                error.nothing_applied = not (write and body_done)
+            raise error from exc
 
     # ------------------------------------------------------------- helpers
 
@@ -437,6 +474,7 @@ class Store:
             tags = self._tags(conn, unique)
         return [ExperimentRecord(**rows[i], tags=tuple(sorted(tags.get(i, [])))) for i in unique]
 
+    @reconnects()
     def list_experiments(
         self,
         *,
@@ -478,6 +516,7 @@ class Store:
             out.reverse()
         return out
 
+    @reconnects()
     def count_by_status(self) -> dict[str, int]:
         with self._tx(write=False) as conn:
             rows = conn.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
@@ -575,6 +614,7 @@ class Store:
 
     # ------------------------------------------------------------- workers
 
+    @reconnects(idempotent=True)
     def register_worker(self, worker_id: str, *, host: str | None = None, pid: int | None = None, gpus: str = "") -> WorkerRecord:
         """Record a worker as running (again, if the id was seen before)."""
         now = utcnow()
@@ -596,6 +636,7 @@ class Store:
         """Mark a worker as stopped (it exited cleanly)."""
         self._touch_worker(worker_id, status="stopped")
 
+    @reconnects(idempotent=True)
     def _touch_worker(self, worker_id: str, *, status: str) -> None:
         with self._tx(write=True) as conn:
             result = conn.execute(
