@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from _store_db import PG_URL, _pg_admin
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg() -> Iterator[tuple[object, Queue]]:
+def pg() -> Iterator[tuple[Any, Queue]]:
     admin = _pg_admin()  # skips loudly when no server runs
     name = f"ganlab_reconnect_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -35,15 +36,15 @@ def pg() -> Iterator[tuple[object, Queue]]:
         admin.close()
 
 
-def _backend_pid(conn) -> int:  # type: ignore[no-untyped-def]
+def _backend_pid(conn: Any) -> int:
     return conn.connection.dbapi_connection.info.backend_pid
 
 
-def cut_once(admin, queue: Queue, event_name: str, when: Callable[..., bool] = lambda *a: True) -> list[int]:  # type: ignore[no-untyped-def]
+def cut_once(admin: Any, queue: Queue, event_name: str, when: Callable[..., bool] = lambda *a: True) -> list[int]:
     """Terminate the server end of the first connection that reaches ``event_name`` with ``when`` true."""
     killed: list[int] = []
 
-    def cut(conn, *args) -> None:  # type: ignore[no-untyped-def]
+    def cut(conn: Any, *args: Any) -> None:
         if not killed and when(*args):
             pid = _backend_pid(conn)
             admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits until it is gone
@@ -53,26 +54,32 @@ def cut_once(admin, queue: Queue, event_name: str, when: Callable[..., bool] = l
     return killed
 
 
-def _is_update(cursor, statement: str, *rest) -> bool:  # type: ignore[no-untyped-def]
+def _running(q: Queue) -> tuple[int, int]:
+    """A queued experiment, claimed: its id and fencing token."""
+    [(exp_id, _)] = q.enqueue([new(0)]).queued
+    claim = q.claim("w", lease_s=30)
+    assert claim is not None and claim.id == exp_id
+    return exp_id, claim.token
+
+
+def _is_update(cursor: Any, statement: str, *rest: Any) -> bool:
     return statement.lstrip().upper().startswith("UPDATE EXPERIMENTS")
 
 
-def test_a_heartbeat_cut_mid_transaction_is_run_again_on_a_fresh_connection(pg) -> None:  # type: ignore[no-untyped-def]
+def test_a_heartbeat_cut_mid_transaction_is_run_again_on_a_fresh_connection(pg: tuple[Any, Queue]) -> None:
     admin, q = pg
-    [(exp_id, _)] = q.enqueue([new(0)]).queued
-    claim = q.claim("w", lease_s=30)
-    assert claim is not None
+    exp_id, token = _running(q)
     killed = cut_once(admin, q, "before_cursor_execute", _is_update)
-    beat = q.renew(exp_id, claim.token, step=42, losses={"g": 1.5}, lease_s=30)
+    beat = q.renew(exp_id, token, step=42, losses={"g": 1.5}, lease_s=30)
     assert killed, "the test never cut the connection"
     assert not beat.cancel_requested
     rec = q.get(exp_id)
-    assert (rec.status, rec.step, rec.last_losses, rec.fence) == ("running", 42, {"g": 1.5}, claim.token)
+    assert (rec.status, rec.step, rec.last_losses, rec.fence) == ("running", 42, {"g": 1.5}, token)
     with q.engine.connect() as conn:
         assert _backend_pid(conn) != killed[0]  # the retry ran on a new server process
 
 
-def test_a_claim_cut_mid_transaction_takes_exactly_one_experiment(pg) -> None:  # type: ignore[no-untyped-def]
+def test_a_claim_cut_mid_transaction_takes_exactly_one_experiment(pg: tuple[Any, Queue]) -> None:
     admin, q = pg
     ids = [i for i, _ in q.enqueue([new(0), new(1)]).queued]
     killed = cut_once(admin, q, "before_cursor_execute", _is_update)
@@ -83,51 +90,45 @@ def test_a_claim_cut_mid_transaction_takes_exactly_one_experiment(pg) -> None:  
     assert [(s.id, s.status) for s in q.list_experiments()] == [(ids[0], "running"), (ids[1], "queued")]
 
 
-def test_a_write_cut_during_its_commit_is_reported_not_repeated(pg) -> None:  # type: ignore[no-untyped-def]
+def test_a_write_cut_during_its_commit_is_reported_not_repeated(pg: tuple[Any, Queue]) -> None:
     admin, q = pg
-    [(exp_id, _)] = q.enqueue([new(0)]).queued
-    claim = q.claim("w", lease_s=30)
-    assert claim is not None
+    exp_id, token = _running(q)
     executed: list[str] = []
     event.listen(q.engine, "before_cursor_execute", lambda c, cur, statement, *a: executed.append(statement))
     killed = cut_once(admin, q, "commit")
     # Whether a COMMIT that never answered landed is unknowable here: the caller must hear of it.
     with pytest.raises(DatabaseUnreachable, match="cannot reach database"):
-        q.finish(exp_id, claim.token, "succeeded", metrics={"fd": 1.0})
+        q.finish(exp_id, token, "succeeded", metrics={"fd": 1.0})
     assert killed
     assert sum(s.lstrip().upper().startswith("UPDATE EXPERIMENTS") for s in executed) == 1  # not run twice
     # The server never saw the COMMIT, so the row is untouched and the worker's later retry succeeds.
     assert q.get(exp_id).status == "running"
-    q.finish(exp_id, claim.token, "succeeded", metrics={"fd": 1.0})
+    q.finish(exp_id, token, "succeeded", metrics={"fd": 1.0})
     assert q.get(exp_id).status == "succeeded"
 
 
-def test_a_heartbeat_cut_during_its_commit_is_repeated_since_twice_is_the_same_as_once(pg) -> None:  # type: ignore[no-untyped-def]
+def test_a_heartbeat_cut_during_its_commit_is_repeated_since_twice_is_the_same_as_once(pg: tuple[Any, Queue]) -> None:
     admin, q = pg
-    [(exp_id, _)] = q.enqueue([new(0)]).queued
-    claim = q.claim("w", lease_s=30)
-    assert claim is not None
+    exp_id, token = _running(q)
     killed = cut_once(admin, q, "commit")
-    q.renew(exp_id, claim.token, step=7, lease_s=30)
+    q.renew(exp_id, token, step=7, lease_s=30)
     assert killed
     assert q.get(exp_id).step == 7
 
 
-def test_a_server_that_stays_away_is_reported_after_one_retry(pg) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_that_stays_away_is_reported_after_one_retry(pg: tuple[Any, Queue]) -> None:
     admin, q = pg
-    [(exp_id, _)] = q.enqueue([new(0)]).queued
-    claim = q.claim("w", lease_s=30)
-    assert claim is not None
+    exp_id, token = _running(q)
     cuts: list[int] = []
 
-    def cut_every_time(conn, cursor, statement, *rest) -> None:  # type: ignore[no-untyped-def]
+    def cut_every_time(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         if _is_update(cursor, statement):
             admin.execute("SELECT pg_terminate_backend(%s, 5000)", (_backend_pid(conn),))
             cuts.append(1)
 
     event.listen(q.engine, "before_cursor_execute", cut_every_time)
     with pytest.raises(DatabaseUnreachable):
-        q.renew(exp_id, claim.token, step=5)
+        q.renew(exp_id, token, step=5)
     assert len(cuts) == 2  # the first try and one retry, no loop
     event.remove(q.engine, "before_cursor_execute", cut_every_time)
     assert q.get(exp_id).step != 5
