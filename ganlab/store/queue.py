@@ -280,7 +280,9 @@ class Queue(Store):
         with self._tx(write=True) as conn:
             self._fenced_update(conn, exp_id, token, {"run_dir": str(path), "run_host": host or socket.gethostname()})
 
-    @reconnects()
+    # Idempotent for the rows: a second pass finds the ones the first moved no longer running
+    # (only the list of them, for the log, is lost).
+    @reconnects(idempotent=True)
     def reclaim_expired(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, now: datetime | None = None) -> list[Reclaimed]:
         """Take back every running experiment whose lease ran out before ``now``.
 
