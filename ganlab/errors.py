@@ -56,6 +56,6 @@ class DatabaseUnreachable(StoreError):
 
     #: The server cut the connection in use (rather than refusing a new one).
     connection_dropped: bool = False
-    #: ... and before the transaction's commit (or the transaction only read), so
-    #: nothing of it was applied: running it again cannot apply it twice.
+    #: The connection was cut before the transaction's commit (or the transaction
+    #: only read), so nothing of it was applied: running it again cannot apply it twice.
     nothing_applied: bool = False

@@ -286,7 +286,7 @@ class Store:
     def _tx(self, *, write: bool) -> Iterator[Connection]:
         """One transaction. Statements run through Core: the queue's hot paths
         (claim, heartbeat, list) would spend most of their time in ORM bookkeeping."""
-        body_done = False  # past this point the commit is under way: a failure may or may not have applied it
+        body_done = False  # once set, a failure came from the commit, which may or may not have landed
         try:
             if write:
                 with self._gate.hold(), self._write_engine.begin() as conn:
