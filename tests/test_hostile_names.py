@@ -230,6 +230,15 @@ def test_listings_print_hostile_stored_names_as_text(db_url):  # noqa: F811
         assert "\x1b]8;" not in out and ESC + "red" not in out, (args, out)
 
 
+# ------------------------------------------------------------------ --db URLs
+
+
+def test_a_password_in_a_malformed_db_url_is_not_echoed(tmp_path):
+    result = CliRunner().invoke(cli, ["queue", "--db", "post gres://bob:s3cret@db-host/ganlab", "list"])
+    line = one_line_error(result, "is not a database URL", "bob:***@db-host")
+    assert "s3cret" not in result.output, line
+
+
 # ------------------------------------------------------------- the name rules
 
 
