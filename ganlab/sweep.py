@@ -39,6 +39,7 @@ from typing import Any
 from ganlab.config import ExperimentConfig, Resolver
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.gcpause import cyclic_gc_paused
+from ganlab.names import check_name, slugify
 from ganlab.params import suggest
 
 DEFAULT_ARCH = "dcgan"
@@ -173,24 +174,30 @@ def _expand(resolver: Resolver, grids: Sequence[Grid]) -> list[Planned]:
                 raise type(exc)(f"{exc} (in sweep point {where})") from None
             label = {k: point[k] for k in varying}
             resolved.append((config, experiment_name(config, label, grid.name), grid, label))
-    # Equal names can only come from equal configs in different blocks; number them apart.
+    # Equal names come from equal configs in different blocks, or from values that differ only in
+    # characters a name cannot hold (path=/a/b, path=/a_b); number them apart.
     seen: dict[str, int] = {}
     planned = []
     for config, name, grid, label in resolved:
         count = seen[name] = seen.get(name, 0) + 1
-        planned.append(Planned(config, name if count == 1 else f"{name}-{count}", grid.priority, grid.tags, label))
+        numbered = name if count == 1 else slugify(f"{name}-{count}")
+        planned.append(Planned(config, numbered, grid.priority, grid.tags, label))
     return planned
 
 
 def experiment_name(config: ExperimentConfig, varying: Mapping[str, Any], base: str | None) -> str:
-    """Readable name: the base (or ``arch-dataset-loss``) then each varying setting as ``key=value``."""
+    """Readable name: the base (or ``arch-dataset-loss``) then each varying setting as ``key=value``.
+
+    Values become part of a directory name, so the result is a slug
+    (:func:`ganlab.names.slugify`): ``path=/data/faces`` reads ``path=_data_faces``.
+    """
     plugins = [config.architecture, config.dataset, config.loss]
     if base:
         parts = [base] + [point_value for key, point_value in varying.items() if key in PLUGIN_AXES]
     else:
         parts = plugins
     parts += [f"{key.rpartition('.')[2]}={_fmt(v)}" for key, v in varying.items() if key not in PLUGIN_AXES]
-    return "-".join(str(p) for p in parts)
+    return slugify("-".join(str(p) for p in parts))
 
 
 def _fmt(value: Any) -> str:
@@ -221,7 +228,7 @@ def load_sweep_file(path: str | Path) -> list[Grid]:
     where = str(path)
     _check_keys(data, _TOP_KEYS, where)
     defaults = {
-        "name": _opt_str(data, "name", where),
+        "name": _opt_name(data, where),
         "priority": _opt_int(data, "priority", where, 0),
         "tags": _str_list(data.get("tags", []), f"{where}: tags"),
         "seeds": _seeds(data.get("seeds"), f"{where}: seeds"),
@@ -246,7 +253,7 @@ def _block(block: Mapping[str, Any], where: str, defaults: Mapping[str, Any]) ->
     sets = dict(defaults["set"])
     sets.update(_sets(block.get("set", {}), f"{where}: set"))
     seeds = _seeds(block.get("seeds"), f"{where}: seeds") if "seeds" in block else defaults["seeds"]
-    name = _opt_str(block, "name", where) or defaults["name"]
+    name = _opt_name(block, where) or defaults["name"]
     return Grid(
         archs=_names(block.get("arch", DEFAULT_ARCH), f"{where}: arch"),
         datasets=_names(block.get("dataset", DEFAULT_DATASET), f"{where}: dataset"),
@@ -267,6 +274,12 @@ def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) ->
 
 def _kind(value: Any) -> str:
     return type(value).__name__
+
+
+def _opt_name(table: Mapping[str, Any], where: str) -> str | None:
+    """A name the user typed in the file: refused, not rewritten, when it is not a valid name."""
+    value = _opt_str(table, "name", where)
+    return None if value is None else check_name(value, what=f"{where}: name")
 
 
 def _opt_str(table: Mapping[str, Any], key: str, where: str) -> str | None:

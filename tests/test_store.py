@@ -99,9 +99,10 @@ def test_duplicates_are_skipped_unless_allowed(q: Queue) -> None:
 def test_enqueue_is_all_or_nothing(q: Queue) -> None:
     q.enqueue([new(-1)])
     before = statuses(q)
-    # 1,500 rows span several multi-row INSERT batches; the last violates NOT NULL.
-    items = [new(i) for i in range(1500)] + [NewExperiment(cfg(99999), None)]  # type: ignore[arg-type]
-    with pytest.raises(StoreError, match="experiments.name|null value"):
+    # 1,500 rows span several multi-row INSERT batches; the last violates NOT NULL (names are
+    # checked before the transaction, so the architecture is the column left to break).
+    items = [new(i) for i in range(1500)] + [NewExperiment(cfg(99999, arch=None), "last")]  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="experiments.architecture|null value"):
         q.enqueue(items)
     assert statuses(q) == before
     with pytest.raises(ConfigError, match="tag 'a b' is not allowed"):

@@ -17,13 +17,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ganlab.cli.db_cmd import db_option, db_url
-from ganlab.cli.output import console, print_json
+from ganlab.cli.output import cell, console, print_json
 from ganlab.compare.select import select_records
 from ganlab.compare.table import (
     RunRow, best_values, flat_metrics, group_seeds, is_reference, metric_names, resolve_columns, sort_rows,
     table_metrics, to_records,
 )
 from ganlab.config import ExperimentConfig
+from ganlab.names import printable
 from ganlab.store.models import STATUSES
 from ganlab.store.storage import ExperimentRecord, Store
 
@@ -69,15 +70,16 @@ def render(rows: list[RunRow], columns: list[str], metrics: list[str], title: st
     caption = f"{len(rows)} row(s); best value per metric in {BEST_STYLE}"
     if hidden:
         caption += f"; {', '.join(hidden)} in --json/--csv"
-    table = Table(title=title, caption=caption, header_style="bold")
+    # Metric and setting names come from stored rows too: headers and caption are plain text, like the cells.
+    table = Table(title=title, caption=cell(caption), header_style="bold")
     for col in ["id", "name", *columns, "status", "steps", *shown, "wall"]:
         # Fold rather than cut: a narrow terminal must not hide which loss or name a row is.
-        table.add_column(col, justify="right" if col in shown or col in ("id", "steps", "wall") else "left",
+        table.add_column(cell(col), justify="right" if col in shown or col in ("id", "steps", "wall") else "left",
                          overflow="fold")
     for r in rows:
         # Text cells, not markup strings: a name or value with "[...]" must print as it is.
-        cells: list[Text] = [Text(str(r.id)), Text(r.name), *(Text(_fmt(r.hparams.get(c))) for c in columns),
-                             Text(r.status), Text(f"{r.step}/{r.total}")]
+        cells: list[Text] = [cell(r.id), cell(r.name), *(cell(_fmt(r.hparams.get(c))) for c in columns),
+                             cell(r.status), cell(f"{r.step}/{r.total}")]
         for m in shown:
             v = r.metrics.get(m)
             text = _fmt(v)
@@ -104,7 +106,10 @@ def _duration(seconds: float | None) -> str:
 
 def _csv_value(value: Any) -> Any:
     # Member ids of a seed group: one cell, space-separated, rather than a Python list's repr.
-    return " ".join(str(v) for v in value) if isinstance(value, list) else value
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    # CSV often lands on a terminal: a stored name's escape sequence is written out, not sent.
+    return printable(value) if isinstance(value, str) else value
 
 
 @click.command("compare")
@@ -144,7 +149,7 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
     if as_json:
         print_json(to_records(rows, cols, metrics))
     elif as_csv:
-        records = [{k: _csv_value(v) for k, v in rec.items()} for rec in to_records(rows, cols, metrics)]
+        records = [{printable(k): _csv_value(v) for k, v in rec.items()} for rec in to_records(rows, cols, metrics)]
         fields = list(dict.fromkeys(k for rec in records for k in rec))
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()

@@ -10,6 +10,9 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from ganlab.names import printable
 
 
 def console() -> Console:
@@ -17,12 +20,17 @@ def console() -> Console:
     return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
+def cell(value: Any) -> Text:
+    """A table cell from stored data: plain text (``[/]`` is no markup) with control characters escaped."""
+    return Text("" if value is None else printable(str(value)))
+
+
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     table = Table(title=title, header_style="bold", show_lines=False)
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     console().print(table)
 
 
@@ -31,4 +39,5 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    # Warnings quote stored names and run dirs: their control characters are shown, not sent.
+    click.echo(printable(f"warning: {message}", keep="\n"), err=True)

@@ -13,6 +13,7 @@ from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_json, print_table, warn
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatabaseMissing
+from ganlab.names import check_name, printable
 from ganlab.store.database import display_url, sqlite_path
 from ganlab.store.models import STATUSES
 from ganlab.store.storage import (
@@ -69,6 +70,8 @@ def add(
     A comma list in --arch/--dataset/--loss/--set queues every combination;
     the whole sweep is stored in one transaction or not at all.
     """
+    if name is not None:
+        check_name(name, what="--name")
     tag_list = tuple(dict.fromkeys(check_tag(t) for raw in tags for t in split_list("--tag", raw)))
     seed_list = parse_seeds(seeds) if seeds is not None else None
     if sweep_file is not None:
@@ -232,14 +235,18 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
         return
     now = utcnow()
 
+    def echo(text: str) -> None:
+        # Names, tags, errors and config values are stored data: no raw escape sequence reaches the terminal.
+        click.echo(printable(text))
+
     def line(label: str, value: Any) -> None:
         if value not in (None, ""):
-            click.echo(f"  {label:<12}{value}")
+            echo(f"  {label:<12}{value}")
 
     def when(t: datetime | None) -> str | None:
         return f"{t:%Y-%m-%d %H:%M:%S} UTC ({_age(t, now)} ago)" if t else None
 
-    click.echo(f"experiment {rec.id}  {rec.name}")
+    echo(f"experiment {rec.id}  {rec.name}")
     line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
     line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}")
     line("priority", rec.priority)
@@ -259,15 +266,15 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     if rec.metrics:
         line("metrics", " ".join(f"{k}={_num(v)}" for k, v in rec.metrics.items()))
     line("config hash", rec.config_hash)
-    click.echo("  config")
+    echo("  config")
     for key, value in rec.experiment_config().flat().items():
-        click.echo(f"    {key} = {value}")
+        echo(f"    {key} = {value}")
     if rec.error:
         lines = rec.error.rstrip().splitlines()
         tail = lines[-ERROR_TAIL_LINES:]
-        click.echo(f"  error (last {len(tail)} of {len(lines)} lines)" if len(lines) > len(tail) else "  error")
+        echo(f"  error (last {len(tail)} of {len(lines)} lines)" if len(lines) > len(tail) else "  error")
         for text in tail:
-            click.echo(f"    {text}")
+            echo(f"    {text}")
 
 
 # --------------------------------------------------------------- state changes
@@ -299,7 +306,7 @@ def retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
     """Put failed, diverged or cancelled experiments back in the queue (resuming from their run dir)."""
     with _open(ctx) as store:
         for exp_id, run_dir in store.retry(list(ids)):
-            click.echo(f"requeued {exp_id}" + (f" (resumes from the last checkpoint in {run_dir})" if run_dir else ""))
+            click.echo(f"requeued {exp_id}" + (f" (resumes from the last checkpoint in {printable(run_dir)})" if run_dir else ""))
 
 
 @queue.command("rm")

@@ -9,21 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options, single_config
 from ganlab.config import ExperimentConfig, Resolver
 from ganlab.errors import ConfigError
+from ganlab.names import check_name, printable
 from ganlab.registry import Registry
 from ganlab.training.backend import activate_backend, prefer_backend
 from ganlab.training.report import EXIT_CODES, MultiReporter, StopFlag, TrainResult
-from ganlab.training.run_dir import RunDir
+from ganlab.training.run_dir import RunDir, derive_run_dir
 
 DEFAULT_RUNS_DIR = "runs"
 
 
 @click.command("train")
 @experiment_options
-@click.option("--name", default=None, help="Run name; the default run dir is runs/NAME.")
+@click.option("--name", default=None,
+              help="Run name (letters, digits, _ - . = + , @); the default run dir is runs/NAME.")
 @click.option("--run-dir", "run_dir", type=click.Path(file_okay=False), default=None,
               help="Where checkpoints, metrics and TensorBoard events go (default runs/<name or arch-dataset-loss-hash>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its latest checkpoint.")
@@ -49,18 +52,21 @@ def train(
     Ctrl-C writes a checkpoint and exits; --resume --run-dir DIR continues it.
     Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable).
     """
+    if name is not None:
+        check_name(name, what="--name")
     # Plugins and dataset probes may import keras: fix the backend before loading any of them.
     prefer_backend(_backend_hint(experiment, run_dir, resume, config_file))
     registry = ctx.obj.registry()
     config = _config(registry, experiment, run_dir, resume, config_file)
+    # --run-dir is the user's choice; a directory made from a name stays inside runs/.
+    directory = Path(run_dir) if run_dir else derive_run_dir(DEFAULT_RUNS_DIR, name or default_run_name(config))
     activate_backend(config.train["backend"])
-    directory = Path(run_dir) if run_dir else Path(DEFAULT_RUNS_DIR) / (name or default_run_name(config))
 
     from ganlab.training import train as run_training
 
     stop = StopFlag()
     pipe = _pipe_reporter(report_fd)
-    display = _display(directory.name, quiet)
+    display = _display(escape(printable(directory.name)), quiet)  # the bar's label is rich markup
     reporter = MultiReporter(*(r for r in (display, pipe) if r is not None), stop=stop)
     try:
         with stop.on_signals((signal.SIGINT, signal.SIGTERM)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,8 +58,18 @@ def parse_url(url: str) -> URL:
         return make_url(url)
     except ArgumentError:
         raise StoreError(
-            f"--db {url!r} is not a database URL; give a file path, sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+            f"--db {masked_url(url)!r} is not a database URL; give a file path, sqlite:///FILE or "
+            "postgresql+psycopg://USER@HOST/DB"
         ) from None
+
+
+# scheme://user:PASSWORD@host...: the password runs to the last "@" (an unparsable URL may hold a raw "@" in it).
+_PASSWORD = re.compile(r"^(?P<head>[^/@]*://[^:/@]*):(?P<password>.*)@", re.DOTALL)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages about a URL that may not even parse."""
+    return _PASSWORD.sub(lambda m: f"{m['head']}:***@", url, count=1)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, DatabaseUnreachable, IllegalTransition, NotFound, StoreError
 from ganlab.gcpause import cyclic_gc_paused
+from ganlab.names import check_name
 from ganlab.store.database import (
     WRITE_OPTION,
     JSONText,
@@ -108,9 +109,11 @@ def check_transition(source: str, target: str) -> None:
 
 
 def check_tag(tag: str) -> str:
-    """A tag is a short word: no spaces or commas (they separate tags on the command line)."""
-    if not tag or len(tag) > MAX_TAG_LEN or any(c.isspace() or c == "," for c in tag):
-        raise ConfigError(f"tag {tag!r} is not allowed; use 1-{MAX_TAG_LEN} characters without spaces or commas")
+    """A tag is a short word: no spaces or commas (they separate tags on the command line), nothing unprintable."""
+    if not tag or len(tag) > MAX_TAG_LEN or not tag.isprintable() or any(c.isspace() or c == "," for c in tag):
+        raise ConfigError(
+            f"tag {tag!r} is not allowed; use 1-{MAX_TAG_LEN} printable characters without spaces or commas"
+        )
     return tag
 
 
@@ -382,6 +385,8 @@ class Store:
 
     def _enqueue(self, items: Sequence[NewExperiment], allow_duplicates: bool) -> EnqueueResult:
         for item in items:
+            # Here as well as in the CLI: every client's names reach the same VARCHAR(200) column.
+            check_name(item.name)
             for tag in item.tags:
                 check_tag(tag)
         # Hashing serialises the config: do it once per item, not once per use.
@@ -657,5 +662,5 @@ class Store:
 __all__ = [
     "DUPLICATE_STATUSES", "EnqueueResult", "ExperimentRecord", "ExperimentSummary", "FINAL_STATUSES",
     "NewExperiment", "RETRYABLE", "STATUSES", "Skipped", "Store", "TRANSITIONS", "WorkerRecord",
-    "check_tag", "utcnow",
+    "check_name", "check_tag", "utcnow",
 ]

@@ -9,6 +9,14 @@
       checkpoints/best.npz     the step with the lowest Fréchet distance so far
       metrics.jsonl            one line per evaluation, with its protocol
       samples/latest.png       the latest grid from the fixed noise batch
+      train.log, experiment.json   the worker's log of the run and the config it handed over
+
+Run directories made from a name (``ganlab train --name``, the worker's
+``RUNS/0042-NAME``) come from :func:`derive_run_dir`, the one place that
+turns a name into a directory: the name is made a slug again (a name read
+from the queue is untrusted) and the result must resolve inside the runs
+folder. Every file written in a run dir is first checked by
+:meth:`RunDir.output`, so a link inside it cannot redirect a write elsewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +29,44 @@ from typing import Any
 
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
+from ganlab.names import printable, slugify
 from ganlab.training.checkpoint import checkpoint_path
+
+
+def run_dir_name(name: str, exp_id: int | None = None) -> str:
+    """``NAME`` (``0042-NAME`` for a queued experiment), the name made a slug: one path component."""
+    slug = slugify(name)
+    return slug if exp_id is None else f"{exp_id:04d}-{slug}"
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path | None:
+    """``path`` with every link followed; None for a loop of links (or a NUL byte)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: Python < 3.13 on a loop of links
+        return None
+
+
+def is_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether ``path``, links followed, is ``folder`` or lies below it."""
+    target, root = _resolved(path), _resolved(folder)
+    return target is not None and root is not None and target.is_relative_to(root)
+
+
+def _leads_outside(path: Path, where: str, folder: Path) -> ConfigError:
+    return ConfigError(
+        f"{printable(str(path))} leads outside {where} {printable(str(folder))} "
+        f"(a link to {printable(str(_resolved(path) or 'a loop of links'))}); remove the link. Nothing was written there"
+    )
+
+
+def derive_run_dir(runs_root: str | os.PathLike[str], name: str, exp_id: int | None = None) -> Path:
+    """``runs_root/`` :func:`run_dir_name`, refused (ConfigError) if a link there leads outside ``runs_root``."""
+    root = Path(runs_root)
+    path = root / run_dir_name(name, exp_id)
+    if not is_inside(path, root) or _resolved(path) == _resolved(root):
+        raise _leads_outside(path, "the runs folder", root)
+    return path
 
 
 class RunDir:
@@ -45,6 +90,19 @@ class RunDir:
     def checkpoint(self, which: str = "latest") -> Path:
         return checkpoint_path(self.path, which)
 
+    def output(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` (relative to the run dir, or one of its paths) to write; ConfigError if it leads outside.
+
+        A run dir is the user's choice, but a link inside it (``checkpoints ->
+        /elsewhere``) must not carry the trainer's or worker's writes out of it.
+        """
+        target = Path(path)
+        if not target.is_relative_to(self.path):
+            target = self.path / target
+        if not is_inside(target, self.path):
+            raise _leads_outside(target, "its run dir", self.path)
+        return target
+
     def has_run(self) -> bool:
         """True once a run has saved its config here."""
         return self.config_file.is_file()
@@ -60,12 +118,12 @@ class RunDir:
 
     def save_config(self, config: ExperimentConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.config_file.with_suffix(".json.tmp")
+        tmp = self.output(self.config_file.with_suffix(".json.tmp"))
         tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.config_file)
+        os.replace(tmp, self.output(self.config_file))
 
     def append_metrics(self, record: Mapping[str, Any]) -> None:
-        with open(self.metrics_file, "a", encoding="utf-8") as fh:
+        with open(self.output(self.metrics_file), "a", encoding="utf-8") as fh:
             fh.write(json.dumps(dict(record), sort_keys=True) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -78,6 +136,6 @@ class RunDir:
         records = self.read_metrics()
         kept = [r for r in records if int(r.get("step", 0)) <= after_step]
         if len(kept) != len(records):
-            tmp = self.metrics_file.with_suffix(".jsonl.tmp")
+            tmp = self.output(self.metrics_file.with_suffix(".jsonl.tmp"))
             tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-            os.replace(tmp, self.metrics_file)
+            os.replace(tmp, self.output(self.metrics_file))

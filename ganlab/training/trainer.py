@@ -340,9 +340,9 @@ class _Loop:
         grid = image_grid(images, ncols=int(math.sqrt(len(images))) or None)
         self.writer.image("samples", grid, self.step)
         self.rd.samples_png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.rd.samples_png.with_name(".latest.png")
+        tmp = self.rd.output(self.rd.samples_png.with_name(".latest.png"))
         save_png(grid, tmp)
-        os.replace(tmp, self.rd.samples_png)
+        os.replace(tmp, self.rd.output(self.rd.samples_png))
 
     def _evaluate(self) -> bool:
         fake = generate_all(self.engine.generate, self.eval_z, self.eval_labels, self.chunk)
@@ -384,7 +384,7 @@ class _Loop:
         }
         self._settle_saves()
         # Written in the background while training goes on: the arrays are a snapshot no step changes.
-        self.saver.save([self.rd.checkpoint(name) for name in which], arrays,
+        self.saver.save([self.rd.output(self.rd.checkpoint(name)) for name in which], arrays,
                         [{**state, "kind": name} for name in which])
         self._saving = (self.step, "latest" in which)
         self.writer.flush()

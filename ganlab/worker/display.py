@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from ganlab.names import printable
 from ganlab.worker.child import Child
 
 
@@ -21,7 +22,7 @@ def _fmt_eta(seconds: float | None) -> str:
 
 def describe(child: Child) -> str:
     losses = " ".join(f"{k} {v:.3f}" for k, v in sorted(child.losses.items())[:3])
-    return (f"#{child.id} {child.name}  {child.step}/{child.total}  {child.steps_per_s:.1f} steps/s  "
+    return (f"#{child.id} {printable(child.name)}  {child.step}/{child.total}  {child.steps_per_s:.1f} steps/s  "
             f"ETA {_fmt_eta(child.eta_s())}  {losses}").rstrip()
 
 
@@ -38,18 +39,27 @@ class WorkerDisplay:
         self._progress: Progress | None = None
         if self.live:
             self._progress = Progress(
-                TextColumn("[bold]#{task.fields[id]}[/] {task.fields[name]}"), BarColumn(),
+                # The name is stored data: shown as text, never read as rich markup.
+                TextColumn("[bold]#{task.fields[id]}[/]"), TextColumn("{task.fields[name]}", markup=False),
+                BarColumn(),
                 TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[rate]}"),
-                TextColumn("ETA {task.fields[eta]}"), TextColumn("{task.fields[losses]}"),
+                TextColumn("ETA {task.fields[eta]}"), TextColumn("{task.fields[losses]}", markup=False),
                 console=self.console, refresh_per_second=4,
             )
             self._progress.start()
 
     def event(self, message: str) -> None:
-        """A line that stays: claims, finishes, retries, reclaims."""
+        """A line that stays: claims, finishes, retries, reclaims.
+
+        Messages carry stored names and errors: printed as plain text (no rich
+        markup, no emoji codes) with control characters shown escaped.
+        """
         if self.quiet:
             return
-        self.console.print(message, highlight=False, soft_wrap=True)
+        self._print(printable(message, keep="\n\t"))
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
     def update(self, children: Iterable[Child]) -> None:
         children = list(children)
@@ -59,7 +69,7 @@ class WorkerDisplay:
                 self._progress.remove_task(self._tasks.pop(exp_id))
             for c in children:
                 fields = {
-                    "id": c.id, "name": c.name, "rate": f"{c.steps_per_s:.1f} steps/s",
+                    "id": c.id, "name": printable(c.name), "rate": f"{c.steps_per_s:.1f} steps/s",
                     "eta": _fmt_eta(c.eta_s()),
                     "losses": " ".join(f"{k} {v:.3f}" for k, v in sorted(c.losses.items())[:3]),
                 }
@@ -70,7 +80,7 @@ class WorkerDisplay:
         elif not self.quiet and children and time.monotonic() - self._last_plain >= self.every_s:
             self._last_plain = time.monotonic()
             for c in children:
-                self.console.print(describe(c), highlight=False, soft_wrap=True)
+                self._print(describe(c))
 
     def close(self) -> None:
         if self._progress is not None:
