@@ -181,3 +181,19 @@ def test_a_checkpoint_gets_the_umask_mode(tmp_path: Path, umask: int, mode: int)
         os.umask(old)
     assert {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()} == {"latest.npz": mode, "previous.npz": mode}
     assert step_of(path) == 2 and step_of(path.with_name("previous.npz")) == 1
+
+
+def test_a_truncated_cached_feature_net_is_trained_again(tmp_path: Path) -> None:
+    from ganlab.metrics import FeatureNetConfig
+    from ganlab.metrics.featurenet import load_or_train
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (120, 8, 8, 1), dtype=np.uint8)
+    labels = rng.integers(0, 2, 120)
+    split = (np.arange(100), np.arange(100, 120))
+    config = FeatureNetConfig(hidden=(8,), max_iter=5)
+    assert not load_or_train(images, labels, *split, config, tmp_path).from_cache
+    [weights] = tmp_path.glob("*.npz")
+    truncate(weights)  # a zip cut short: BadZipFile, which the cache used to let through
+    again = load_or_train(images, labels, *split, config, tmp_path)
+    assert not again.from_cache and load_or_train(images, labels, *split, config, tmp_path).from_cache

@@ -63,7 +63,8 @@ def train(
     config = _config(registry, experiment, run_dir, resume, config_file)
     activate_backend(config.train["backend"])
     directory = Path(run_dir) if run_dir else Path(DEFAULT_RUNS_DIR) / (name or default_run_name(config))
-    check_run_dir(directory)
+    if run_dir is None:
+        check_run_dir(directory)
 
     from ganlab.training import train as run_training
 
@@ -106,10 +107,11 @@ def check_run_dir(directory: Path) -> None:
             raise _refuse(directory, exc.strerror if folder == directory else f"{folder.absolute()}: {exc.strerror}") from None
         if not stat.S_ISDIR(info.st_mode):
             raise _refuse(directory, f"{folder.absolute()} is a file, not a folder")
-        needed = os.R_OK | os.W_OK | os.X_OK if folder == directory else os.W_OK | os.X_OK
-        if not os.access(folder, needed):
+        if not os.access(folder, os.W_OK | os.X_OK):
             read_only = " (a read-only file system)" if _read_only(folder) else ""
             raise _refuse(directory, f"{folder.absolute()} is not writable{read_only}")
+        if folder == directory and not os.access(folder, os.R_OK):  # a resume reads it
+            raise _refuse(directory, f"{folder.absolute()} is not readable")
         return
 
 

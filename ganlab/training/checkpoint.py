@@ -2,7 +2,7 @@
 
 One file per checkpoint (``checkpoints/latest.npz``, ``checkpoints/best.npz``)
 holds the arrays and, under the key ``__state__``, the JSON of everything
-else (step, data order, metrics) and a manifest of the arrays' shapes. A
+else (step, data order, metrics) and a manifest of the arrays' shapes and dtypes. A
 single file can be replaced in one ``os.replace``: a crash mid-write leaves a
 stray temp file and the previous checkpoint intact, never a half-written latest
 one. The latest checkpoint's prior version is kept as ``previous.npz``, so a
@@ -52,7 +52,7 @@ def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "latest") -> P
 def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
     """Write ``arrays`` and ``state`` to ``path`` so that readers only ever see a complete file.
 
-    Writing ``latest.npz`` first keeps the file it replaces as ``previous.npz``.
+    Writing ``latest.npz`` keeps the file it replaces as ``previous.npz``.
     """
     if STATE_KEY in arrays:
         raise ValueError(f"array name {STATE_KEY!r} is reserved")
@@ -150,7 +150,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if not isinstance(state, dict) or not isinstance(state.get("step"), int):
             raise ValueError("its state records no step")
         _check_manifest(arrays, state.pop("manifest", None))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         what = "it has no state" if isinstance(exc, KeyError) else str(exc)
         raise CheckpointDamaged(f"checkpoint {path} is damaged or incomplete ({what})") from None
     return arrays, state
