@@ -46,7 +46,7 @@ def test_shape_and_count_mismatches_name_the_cause(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint at"):
         ck.load_checkpoint(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ck.CheckpointDamaged, match="junk.npz is damaged or incomplete"):
         ck.load_checkpoint(tmp_path / "junk.npz")
 
 

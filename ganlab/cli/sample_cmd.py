@@ -18,8 +18,9 @@ from ganlab.training.run_dir import RunDir
 @click.option("-n", "count", type=click.IntRange(min=1, max=65536), default=64, show_default=True, help="Images to generate.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help="PNG file for the grid.")
-@click.option("--checkpoint", "which", type=click.Choice(["latest", "best"]), default="latest", show_default=True,
-              help="Which checkpoint's weights to use (best: lowest Fréchet distance).")
+@click.option("--checkpoint", "which", type=click.Choice(["latest", "previous", "best"]), default="latest",
+              show_default=True,
+              help="Which checkpoint's weights to use (previous: the one before latest; best: lowest Fréchet distance).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise (labels cycle through the classes).")
 @click.option("--ncols", type=click.IntRange(min=1), default=None, help="Grid columns (default: about square).")
 @click.option("--export", "export", type=click.Path(dir_okay=False), default=None,

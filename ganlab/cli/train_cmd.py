@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,10 @@ def train(
     """
     if name is not None:
         check_name(name, what="--name")
+    if run_dir is not None:
+        # First, and without writing anything: the options below read the run dir, and a bad
+        # place should be refused before seconds of imports, not at the first write.
+        check_run_dir(Path(run_dir))
     # Plugins and dataset probes may import keras: fix the backend before loading any of them.
     prefer_backend(_backend_hint(experiment, run_dir, resume, config_file))
     registry = ctx.obj.registry()
@@ -61,6 +69,8 @@ def train(
     # --run-dir is the user's choice; a directory made from a name stays inside runs/.
     directory = Path(run_dir) if run_dir else derive_run_dir(DEFAULT_RUNS_DIR, name or default_run_name(config))
     activate_backend(config.train["backend"])
+    if run_dir is None:
+        check_run_dir(directory)
 
     from ganlab.training import train as run_training
 
@@ -69,7 +79,7 @@ def train(
     display = _display(escape(printable(directory.name)), quiet)  # the bar's label is rich markup
     reporter = MultiReporter(*(r for r in (display, pipe) if r is not None), stop=stop)
     try:
-        with stop.on_signals((signal.SIGINT, signal.SIGTERM)):
+        with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(directory):
             result = run_training(config, directory, resume=resume, reporter=reporter, registry=registry)
     finally:
         if display is not None:
@@ -86,6 +96,52 @@ def train(
 def default_run_name(config: ExperimentConfig) -> str:
     """``arch-dataset-loss-<hash>``: stable for a config, so rerunning it finds its run dir."""
     return f"{config.architecture}-{config.dataset}-{config.loss}-{config.hash[:8]}"
+
+
+def check_run_dir(directory: Path) -> None:
+    """Refuse a run dir that cannot be created, read or written here, naming the folder and why.
+
+    Writes nothing: the nearest folder that exists must be a folder this user may
+    write (``os.access`` also says no for root on a read-only file system).
+    """
+    for folder in (directory, *directory.parents):
+        try:
+            info = folder.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # to be created; a file in the way is found one level up
+        except OSError as exc:  # a name too long, a folder this user may not enter, a symlink loop
+            raise _refuse(directory, exc.strerror if folder == directory else f"{folder.absolute()}: {exc.strerror}") from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise _refuse(directory, f"{folder.absolute()} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            read_only = " (a read-only file system)" if _read_only(folder) else ""
+            raise _refuse(directory, f"{folder.absolute()} is not writable{read_only}")
+        if folder == directory and not os.access(folder, os.R_OK):  # a resume reads it
+            raise _refuse(directory, f"{folder.absolute()} is not readable")
+        return
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _refuse(directory: Path, why: str) -> ConfigError:
+    return ConfigError(f"cannot use {directory} as the run dir: {why}; choose another --run-dir")
+
+
+@contextmanager
+def _run_dir_errors(directory: Path) -> Iterator[None]:
+    """Turn a failure to create the run dir's files (a full disk, a race with the checks) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        where = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else None
+        if where is None or not Path(where).is_relative_to(os.path.abspath(directory)):
+            raise
+        raise ConfigError(f"cannot write the run dir {directory}: {exc.strerror} ({where})") from None
 
 
 def _options_given(experiment: ExperimentOptions) -> list[str]:

@@ -22,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ganlab.atomicfile import atomic_write
 
 __all__ = ["FeatureNet", "FeatureNetConfig", "default_cache_dir", "load_or_train", "prepare"]
 
@@ -200,28 +202,18 @@ def cache_key(data_hash: str, train_idx: np.ndarray, config: FeatureNetConfig) -
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(net: FeatureNet, directory: Path, key: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {f"w{i}": w for i, w in enumerate(net.coefs)} | {f"b{i}": b for i, b in enumerate(net.intercepts)}
     arrays["classes"] = net.classes
     arrays["scale"] = np.float64(net.scale)
     # Weights first, facts second: a JSON file names a complete weights file.
-    _atomic_write(directory / f"{key[:24]}.npz", lambda f: np.savez(f, **arrays))
+    # Through atomic_write, not mkstemp: a cache shared by a team must be readable by all of it.
+    with atomic_write(directory / f"{key[:24]}.npz") as f:
+        np.savez(f, **arrays)
     facts = {"key": key, "config": net.config.to_json(), **net.info}
-    _atomic_write(directory / f"{key[:24]}.json", lambda f: f.write(json.dumps(facts, indent=2, sort_keys=True).encode()))
+    with atomic_write(directory / f"{key[:24]}.json") as f:
+        f.write(json.dumps(facts, indent=2, sort_keys=True).encode())
 
 
 def _load(directory: Path, key: str, config: FeatureNetConfig) -> FeatureNet | None:
@@ -236,8 +228,8 @@ def _load(directory: Path, key: str, config: FeatureNetConfig) -> FeatureNet | N
             intercepts = [npz[f"b{i}"] for i in range(layers)]
             classes = npz["classes"]
             scale = float(npz["scale"])
-    except (OSError, ValueError, KeyError):
-        return None  # missing or damaged: train again and overwrite
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # missing or damaged (a truncated .npz is a BadZipFile): train again and overwrite
     info = {k: v for k, v in facts.items() if k not in ("key", "config")}
     return FeatureNet(coefs, intercepts, classes, config, scale=scale, info=info, from_cache=True)
 

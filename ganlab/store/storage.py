@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection
 
@@ -52,6 +52,8 @@ RETRYABLE = ("failed", "diverged", "cancelled")
 # A config in one of these states makes an identical new one a duplicate.
 DUPLICATE_STATUSES = ("queued", "running", "succeeded")
 MAX_TAG_LEN = 100
+# Advisory-lock key ("ganlenq") serialising duplicate-checked enqueues on PostgreSQL; see Store._enqueue.
+_PG_ENQUEUE_LOCK = 0x67616E6C656E71
 _CHUNK = 500  # ids per IN (...) list, well under every dialect's parameter limit
 
 T = TypeVar("T")
@@ -395,6 +397,15 @@ class Store:
             skipped: list[Skipped] = []
             keep = hashed
             if not allow_duplicates:
+                if conn.dialect.name == "postgresql":
+                    # Under READ COMMITTED two enqueues would both find no copy and both insert.
+                    # One lock for every checked enqueue, not one per config hash: a 100,000-point
+                    # sweep would need 100,000 locks in one transaction, past PostgreSQL's shared
+                    # lock table (max_locks_per_transaction x connections, 6,400 by default). Enqueues
+                    # are short and rare, SQLite already runs them one at a time, and claims,
+                    # heartbeats and --allow-duplicates never wait for this lock. Taken before the
+                    # check: each statement's snapshot then sees the rows the previous holder committed.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ENQUEUE_LOCK})
                 existing = self._duplicates(conn, [h for _, h in hashed])
                 seen: set[str] = set()
                 keep = []

@@ -2,10 +2,13 @@
 
 One file per checkpoint (``checkpoints/latest.npz``, ``checkpoints/best.npz``)
 holds the arrays and, under the key ``__state__``, the JSON of everything
-else (step, data order, metrics). A single file can be replaced in one
-``os.replace``: a crash mid-write leaves a stray temp file and the previous
-checkpoint intact, never a half-written latest one. The format names no
-backend: a checkpoint written on JAX loads on TensorFlow and vice versa.
+else (step, data order, metrics) and a manifest of the arrays' shapes and dtypes. A
+single file can be replaced in one ``os.replace``: a crash mid-write leaves a
+stray temp file and the previous checkpoint intact, never a half-written latest
+one. The latest checkpoint's prior version is kept as ``previous.npz``, so a
+latest one damaged after it was written (a full disk, a copy cut short) still
+leaves a checkpoint to resume from. The format names no backend: a checkpoint
+written on JAX loads on TensorFlow and vice versa.
 """
 
 from __future__ import annotations
@@ -13,44 +16,75 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
+import shutil
+import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ganlab.atomicfile import atomic_write, fsync_dir
 from ganlab.errors import ConfigError
 
 STATE_KEY = "__state__"
 FORMAT_VERSION = 1
+#: Checkpoints whose prior version is kept, and under which name.
+KEEP_PREVIOUS = {"latest": "previous"}
+#: Where a resume looks, in this order; after ``latest``, the intact one with the highest step wins.
+RESUME_FROM = ("latest", "previous", "best")
+#: Suffix a damaged checkpoint gets when a resume skips it.
+DAMAGED_SUFFIX = ".damaged"
+
+
+class CheckpointDamaged(ConfigError):
+    """A checkpoint file is there but incomplete or corrupt (truncated, a bad CRC, arrays missing)."""
 
 
 def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "latest") -> Path:
-    """Where the ``latest`` or ``best`` checkpoint of a run lives."""
+    """Where the ``latest``, ``previous`` or ``best`` checkpoint of a run lives."""
     return Path(run_dir) / "checkpoints" / f"{which}.npz"
 
 
 def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
-    """Write ``arrays`` and ``state`` to ``path`` so that readers only ever see a complete file."""
+    """Write ``arrays`` and ``state`` to ``path`` so that readers only ever see a complete file.
+
+    Writing ``latest.npz`` keeps the file it replaces as ``previous.npz``.
+    """
     if STATE_KEY in arrays:
         raise ValueError(f"array name {STATE_KEY!r} is reserved")
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = dict(arrays)
-    payload[STATE_KEY] = np.array(json.dumps({"format": FORMAT_VERSION, **state}, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    # The manifest lets a reader prove every array came back whole, without the model at hand.
+    manifest = {k: [list(v.shape), v.dtype.str] for k, v in payload.items()}
+    payload[STATE_KEY] = np.array(json.dumps({"format": FORMAT_VERSION, **state, "manifest": manifest}, sort_keys=True))
+    with atomic_write(path) as fh:
+        np.savez(fh, **payload)
+        # Only once the new file is complete: a failed write must not push out a good previous one.
+        if path.stem in KEEP_PREVIOUS and path.is_file():
+            _share(path, path.with_name(f"{KEEP_PREVIOUS[path.stem]}.npz"))
+
+
+def _share(source: Path, target: Path) -> None:
+    """Replace ``target`` by the current content of ``source``, leaving ``source`` in place."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.link(source, tmp)  # a second name for the same file: no copy
+    except OSError:
+        # A file system without hard links: copy (checkpoints are written on the saver's thread anyway).
+        with atomic_write(target) as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return
+    try:
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(target.parent)
 
 
 class BackgroundSaver:
@@ -95,16 +129,99 @@ class BackgroundSaver:
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a checkpoint back as ``(arrays, state)``; ConfigError if it is missing or unreadable."""
+    """Read a checkpoint back as ``(arrays, state)``, verified whole.
+
+    Raises CheckpointDamaged when the file is truncated or corrupt (the zip's CRCs,
+    the state, the manifest's arrays and shapes), ConfigError when it is missing
+    or the system refuses to read it; both messages name the file.
+    """
     if not path.is_file():
         raise ConfigError(f"no checkpoint at {path}; train first, or pick another run dir")
     try:
+        # Reading each array to its end makes zipfile check that member's CRC.
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+    except OSError as exc:
+        raise ConfigError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc.strerror or exc})") from None
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointDamaged(f"checkpoint {path} is damaged or incomplete ({type(exc).__name__}: {exc})") from None
+    try:
         state = json.loads(str(arrays.pop(STATE_KEY)))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); delete it to start over") from None
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            raise ValueError("its state records no step")
+        _check_manifest(arrays, state.pop("manifest", None))
+    except (KeyError, ValueError, TypeError) as exc:
+        what = "it has no state" if isinstance(exc, KeyError) else str(exc)
+        raise CheckpointDamaged(f"checkpoint {path} is damaged or incomplete ({what})") from None
     return arrays, state
+
+
+def _check_manifest(arrays: Mapping[str, np.ndarray], manifest: Any) -> None:
+    if manifest is None:
+        return  # written before checkpoints carried one
+    if not isinstance(manifest, dict):
+        raise ValueError("its manifest is not a table")
+    missing = sorted(set(manifest) - set(arrays))
+    if missing:
+        raise ValueError(f"{len(missing)} of its {len(manifest)} arrays are missing, e.g. {missing[0]}")
+    for name, (shape, dtype) in manifest.items():
+        value = arrays[name]
+        if list(value.shape) != list(shape) or value.dtype.str != dtype:
+            raise ValueError(f"array {name} is {value.dtype.str}{list(value.shape)}, the manifest says {dtype}{shape}")
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a resumed run starts from, and what was skipped to find it."""
+
+    arrays: dict[str, np.ndarray]
+    state: dict[str, Any]
+    path: Path
+    #: Set when it is not the latest checkpoint: one line saying why, naming the files.
+    warning: str | None = None
+
+
+def resume_point(run_dir: str | os.PathLike[str]) -> ResumePoint | None:
+    """The newest intact checkpoint of ``run_dir``: ``latest``, else the later of ``previous`` and ``best``.
+
+    None when the run has no checkpoint yet (it starts at step 0). When it is not
+    the latest one, each damaged checkpoint is renamed ``NAME.npz.damaged`` (kept for
+    a look, never loaded or kept as the previous one again), the one chosen becomes
+    ``latest.npz``, and the warning names them all. When checkpoints exist but none
+    is intact, raises CheckpointDamaged and changes nothing: hours of training should
+    not restart from zero without the user saying so.
+    """
+    paths = [checkpoint_path(run_dir, which) for which in RESUME_FROM]
+    present = [p for p in paths if p.is_file()]
+    if not present:
+        return None
+    damaged: list[tuple[Path, CheckpointDamaged]] = []
+    intact: list[tuple[Path, dict[str, np.ndarray], dict[str, Any]]] = []
+    for path in present:
+        try:
+            arrays, state = load_checkpoint(path)
+        except CheckpointDamaged as exc:
+            damaged.append((path, exc))
+            continue
+        if path == paths[0]:
+            return ResumePoint(arrays, state, path)
+        intact.append((path, arrays, state))
+    if not intact:
+        listed = "; ".join(str(exc) for _, exc in damaged)
+        raise CheckpointDamaged(
+            f"no intact checkpoint to resume {run_dir} from: {listed}; nothing was changed. "
+            f"To train it again from step 0, move {paths[0].parent} aside"
+        )
+    path, arrays, state = max(intact, key=lambda item: int(item[2]["step"]))
+    reasons = [f"{paths[0].name} is missing"] if paths[0] not in present else []
+    for bad, exc in damaged:
+        os.replace(bad, bad.with_name(bad.name + DAMAGED_SUFFIX))
+        reasons.append(f"{exc}, renamed to {bad.name + DAMAGED_SUFFIX}")
+    # The starting point becomes the latest again: 'ganlab sample' finds it even when the run
+    # was already complete and writes nothing more, and the next save keeps it as the previous one.
+    _share(path, paths[0])
+    warning = f"resuming from {path} at step {state['step']}: " + "; ".join(reasons)
+    return ResumePoint(arrays, state, path, warning)
 
 
 def pack(prefix: str, values: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -133,18 +250,3 @@ def unpack(prefix: str, arrays: Mapping[str, np.ndarray], expected: Sequence[tup
 def all_finite(arrays: Mapping[str, np.ndarray]) -> bool:
     """True when no floating-point array holds a NaN or an Inf."""
     return all(np.isfinite(a).all() for a in arrays.values() if np.issubdtype(a.dtype, np.floating))
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-

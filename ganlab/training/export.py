@@ -17,7 +17,7 @@ from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
 from ganlab.registry import Registry
 from ganlab.specs import BuildContext
-from ganlab.training.checkpoint import load_checkpoint, unpack
+from ganlab.training.checkpoint import CheckpointDamaged, load_checkpoint, unpack
 from ganlab.training.run_dir import RunDir
 from ganlab.training.sampling import generate_all, noise
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import keras
 
 SAMPLE_STREAM = 3
+#: The checkpoints a generator can be loaded from.
+CHOICES = ("latest", "previous", "best")
 
 
 @dataclass
@@ -53,17 +55,21 @@ class TrainedGenerator:
 
 
 def load_generator(run_dir: str | os.PathLike[str], registry: Registry, which: str = "latest") -> TrainedGenerator:
-    """The generator of ``run_dir`` with the weights of its ``latest`` or ``best`` checkpoint."""
-    import keras
-
+    """The generator of ``run_dir`` with the weights of its ``latest``, ``previous`` or ``best`` checkpoint."""
     rd = RunDir(run_dir)
     config = rd.load_config()
     path = rd.checkpoint(which)
     if not path.is_file():
-        other = "latest" if which == "best" else "best"
-        hint = f"; try --checkpoint {other}" if rd.checkpoint(other).is_file() else ""
-        raise ConfigError(f"run {rd.path} has no {which!r} checkpoint yet{hint}")
-    arrays, state = load_checkpoint(path)
+        hint = _alternatives(rd, which)
+        raise ConfigError(f"run {rd.path} has no {which!r} checkpoint yet{'; try ' + hint if hint else ''}")
+    try:
+        arrays, state = load_checkpoint(path)
+    except CheckpointDamaged as exc:
+        hint = _alternatives(rd, which)
+        raise CheckpointDamaged(f"{exc}; {'try ' + hint if hint else 'the run has no other intact checkpoint'}") from None
+    # Only now: a missing or damaged file is reported without the seconds keras takes to import.
+    import keras
+
     data = state.get("data")
     if not data:
         raise ConfigError(f"checkpoint {path} does not record the image shape; it was written by an older ganlab")
@@ -83,3 +89,16 @@ def load_generator(run_dir: str | os.PathLike[str], registry: Registry, which: s
     for variable, value in zip(model.variables, values):
         variable.assign(value.astype(variable.dtype))
     return TrainedGenerator(model, config, int(state["step"]), ctx.num_classes, ema)
+
+
+def _alternatives(rd: RunDir, which: str) -> str:
+    """``--checkpoint X (step N)`` for each other checkpoint of the run that loads intact."""
+    found = []
+    for other in CHOICES:
+        if other != which and rd.checkpoint(other).is_file():
+            try:
+                _, state = load_checkpoint(rd.checkpoint(other))
+            except ConfigError:
+                continue
+            found.append(f"--checkpoint {other} (step {state['step']})")
+    return " or ".join(found)

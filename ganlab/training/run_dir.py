@@ -6,6 +6,7 @@
       config.json              the resolved experiment (what --resume reads)
       events.out.tfevents.*    TensorBoard scalars, sample grids, HParams, config text
       checkpoints/latest.npz   the latest step (see ganlab.training.checkpoint)
+      checkpoints/previous.npz the latest one before it, for a resume when latest is damaged
       checkpoints/best.npz     the step with the lowest Fréchet distance so far
       metrics.jsonl            one line per evaluation, with its protocol
       samples/latest.png       the latest grid from the fixed noise batch

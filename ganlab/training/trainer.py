@@ -25,7 +25,7 @@ from ganlab.errors import ConfigError
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.backend import activate_backend, dtype_policy
-from ganlab.training.checkpoint import BackgroundSaver, all_finite, load_checkpoint
+from ganlab.training.checkpoint import BackgroundSaver, all_finite, resume_point
 from ganlab.training.data import BatchStream
 from ganlab.training.evaluation import MetricsTracker
 from ganlab.training.models import Gan, build_gan
@@ -97,6 +97,7 @@ class Trainer:
         self.arch_spec = registry.architecture(config.architecture)
         self.data_spec = registry.dataset(config.dataset)
         self.settings = StepSettings.from_config(config, self.loss_spec)
+        self.start_warnings: list[str] = []
 
     # --------------------------------------------------------------- set-up
 
@@ -114,9 +115,14 @@ class Trainer:
                     f"run dir {rd.path} holds a different experiment (config {saved.hash}, this one {self.config.hash}); "
                     "resume it with only --run-dir, or choose another --run-dir"
                 )
-        if resume and rd.checkpoint("latest").is_file():
-            return load_checkpoint(rd.checkpoint("latest"))
-        return None
+        point = resume_point(rd.path) if resume else None
+        if point is None:
+            return None
+        if point.warning:
+            # Said at once, not only in the result: the user may prefer to stop and look.
+            print(f"warning: {point.warning}", file=sys.stderr, flush=True)
+            self.start_warnings.append(point.warning)
+        return point.arrays, point.state
 
     def _load_data(self) -> ImageData:
         data = self.data_spec.load(self.config.dataset_params)
@@ -148,7 +154,8 @@ class Trainer:
             if warning:
                 # Said now, not in the result hours later: the run is still cheap to stop.
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
-            return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels, [warning] if warning else []).run()
+            warnings = self.start_warnings + ([warning] if warning else [])
+            return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels, warnings).run()
 
 
 class _Loop:
