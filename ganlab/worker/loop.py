@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from ganlab.errors import DatabaseUnreachable, LeaseLost, StoreError
+from ganlab.store.database import db_hint
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.worker.child import Child, child_env, spawn
 from ganlab.worker.display import WorkerDisplay
@@ -39,6 +40,8 @@ class WorkerOptions:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_experiments: int | None = None
     until_empty: bool = False
+    # The absolute plugins folder whose files children may load (only those an experiment recorded,
+    # verified against their hashes); None: children run no local plugin file.
     plugins_dir: str | None = None
     # Pre-start each slot's next process (see ganlab.worker.standby) and hand it the next
     # experiment as soon as the current one's last step is done, while that one finishes up.
@@ -271,7 +274,8 @@ class Worker:
         if child.lease_lost:
             return
         code = child.process.returncode
-        outcome = classify(code, child.result, tail(child.log_path))
+        outcome = classify(code, child.result, tail(child.log_path),
+                           retry_command=f"ganlab queue{db_hint(self.queue.url)} retry {child.id} --rehash-plugins")
         exp_id, token = child.id, child.claim.token
         try:
             if child.cancelling:
