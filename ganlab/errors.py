@@ -19,6 +19,16 @@ class PluginValidationError(PluginError):
     """A plugin registered something that breaks the hook contract."""
 
 
+class PluginRefused(PluginError):
+    """A worker child refuses to run an experiment's local plugin files (changed, moved or not allowed here).
+
+    Retrying cannot help until someone acts, so ``ganlab train`` exits with
+    :attr:`exit_code` and the worker marks the experiment failed, not requeued.
+    """
+
+    exit_code = 5
+
+
 class ConfigError(GanlabError):
     """An experiment configuration is invalid (bad name, value or combination)."""
 

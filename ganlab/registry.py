@@ -6,19 +6,21 @@ Three routes, all through one pluggy ``PluginManager``:
    like third-party ones;
 2. installed packages exposing the entry-point group ``ganlab``;
 3. every ``*.py`` file in a local plugins folder (``./plugins`` by default,
-   ``--plugins-dir`` or ``GANLAB_PLUGINS_DIR``), loaded by path.
+   ``--plugins-dir`` or ``GANLAB_PLUGINS_DIR``; an empty value turns local
+   plugins off), loaded by path after the checks in :mod:`ganlab.plugin_files`.
 
 Nothing happens at import time: :func:`load_plugins` does the work once.
-A plugin that fails to import, misspells a hook or registers a bad spec is
-recorded as a problem instead of taking the others down; asking for a name it
-may have provided raises that problem's message.
+A plugin that fails to import (whatever it raises, ``SystemExit`` included),
+misspells a hook or registers a bad spec is recorded as a problem instead of
+taking the others down; asking for a name it may have provided raises that
+problem's message. A worker child instead loads only the files its
+experiment recorded (``pinned``), each verified against its hash first.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -29,8 +31,9 @@ from typing import Any, Union
 import pluggy
 
 from ganlab import hookspecs
-from ganlab.errors import PluginError
+from ganlab.errors import PluginError, PluginRefused
 from ganlab.params import suggest
+from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
 from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
 
 Spec = Union[ArchitectureSpec, DatasetSpec, LossSpec]
@@ -83,6 +86,7 @@ class Registry:
         self._sources: dict[str, str] = {}  # pluggy plugin name -> human source
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
         self._clashes: dict[tuple[str, str], str] = {}
+        self._files: dict[str, SourceFile] = {}  # source -> the local file's checked bytes and hash
         self.problems: list[Problem] = []
         self._loaded = False
 
@@ -94,11 +98,23 @@ class Registry:
         *,
         builtins: bool = True,
         entry_points: bool = True,
+        local: bool = True,
+        pinned: Iterable[PinnedFile] | None = None,
     ) -> Registry:
-        """Discover plugins by every route and collect their specs (idempotent)."""
+        """Discover plugins by every route and collect their specs (idempotent).
+
+        ``plugins_dir``: see :func:`resolve_plugins_dir` (``local=False`` or ``""``: no local files).
+        ``pinned``: load only these local files, each refused unless its bytes
+        match its hash and it lies in the plugins folder (a worker child).
+        """
         if self._loaded:
             return self
         self._loaded = True
+        directory = resolve_plugins_dir(plugins_dir if local else "")
+        # Local files are checked (and, when pinned, verified) before any plugin code runs.
+        files = self._pinned_files(directory, tuple(pinned)) if pinned is not None else (
+            self._folder_files(directory) if directory is not None else []
+        )
         if builtins:
             from ganlab.builtin import DEFAULT_PLUGINS
 
@@ -106,9 +122,8 @@ class Registry:
                 self.add_plugin(importlib.import_module(modname), name=modname, source="builtin")
         if entry_points:
             self._load_entry_points()
-        directory = resolve_plugins_dir(plugins_dir)
-        if directory is not None:
-            self._load_directory(directory)
+        for shown, file in files:
+            self._run_file(shown, file)
         self.collect()
         return self
 
@@ -137,30 +152,75 @@ class Registry:
                 source = f"package {dist_name} {dist.version}"
                 try:
                     plugin = ep.load()
-                except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+                except BaseException as exc:  # noqa: BLE001 - any import failure is the plugin's, sys.exit() too
+                    _reraise_interrupt(exc)
                     self.problems.append(
                         Problem(source, f"plugin package {dist_name} ({ep.value}) failed to import: {_exc_line(exc)}", ep.name)
                     )
                     continue
                 self.add_plugin(plugin, name=ep.name, source=source, stem=ep.name)
 
-    def _load_directory(self, directory: Path) -> None:
+    def _folder_files(self, directory: Path) -> list[tuple[Path, SourceFile]]:
+        """Every plugin file of the folder, read and checked; a loose folder or file refuses them all."""
+        check_folder(directory)
+        out: list[tuple[Path, SourceFile]] = []
         for path in sorted(directory.glob("*.py")):
             if path.name.startswith("_"):
                 continue
-            source = str(path)
-            modname = f"ganlab_local_plugins.{path.stem}"
             try:
-                spec = importlib.util.spec_from_file_location(modname, path)
-                assert spec is not None and spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[modname] = module
-                spec.loader.exec_module(module)
-            except Exception as exc:  # noqa: BLE001 - report, keep loading the rest
-                sys.modules.pop(modname, None)
-                self.problems.append(Problem(source, f"plugin file {path} failed to import: {_exc_line(exc)}", path.stem))
-                continue
-            self.add_plugin(module, name=f"file:{path.resolve()}", source=source, stem=path.stem)
+                out.append((path, read_source(path)))
+            except OSError as exc:
+                self.problems.append(Problem(str(path), f"plugin file {path} cannot be read: {exc.strerror}", path.stem))
+        return out
+
+    def _pinned_files(self, directory: Path | None, pinned: tuple[PinnedFile, ...]) -> list[tuple[Path, SourceFile]]:
+        """The recorded files, each verified: in this folder, safely owned, with the recorded bytes."""
+        unique = list({p.path: p for p in pinned}.values())
+        if not unique:
+            return []
+        if directory is None:
+            raise PluginRefused(
+                f"this experiment uses plugin file {unique[0].path}, but local plugins are off here "
+                f"(--no-local-plugins, or no plugins folder where the worker started); run it on a worker "
+                f"started with --plugins-dir {unique[0].path.parent}"
+            )
+        folder = absolute(directory)
+        check_folder(folder)
+        out: list[tuple[Path, SourceFile]] = []
+        for pin in unique:
+            if pin.path.parent != folder or pin.path.suffix != ".py" or pin.path.name.startswith("_"):
+                raise PluginRefused(
+                    f"this experiment uses plugin file {pin.path}, which is not a plugin file of this worker's "
+                    f"plugins folder {folder}; run it on a worker started with --plugins-dir {pin.path.parent}"
+                )
+            try:
+                file = read_source(pin.path)
+            except OSError as exc:
+                raise PluginRefused(
+                    f"plugin file {pin.path}, recorded when this experiment was queued, cannot be read "
+                    f"({exc.strerror}), so none of it ran; restore it"
+                ) from None
+            except PluginError as exc:
+                raise PluginRefused(str(exc)) from None
+            if file.sha256 != pin.sha256:
+                raise PluginRefused(
+                    f"plugin file {pin.path} changed since this experiment was queued "
+                    f"(sha256 {pin.sha256} -> {file.sha256}), so none of it ran; check the change"
+                )
+            out.append((pin.path, file))
+        return out
+
+    def _run_file(self, path: Path, file: SourceFile) -> None:
+        source = str(path)
+        modname = f"ganlab_local_plugins.{path.stem}"
+        try:
+            module = execute(file, modname)
+        except BaseException as exc:  # noqa: BLE001 - report, keep loading the rest; sys.exit() included
+            _reraise_interrupt(exc)
+            self.problems.append(Problem(source, f"plugin file {path} failed to import: {_exc_line(exc)}", path.stem))
+            return
+        if self.add_plugin(module, name=f"file:{file.path}", source=source, stem=path.stem):
+            self._files[source] = file
 
     def collect(self) -> None:
         """Ask every registered plugin for its specs."""
@@ -172,7 +232,8 @@ class Registry:
                 except _BadRegistration as exc:
                     self.problems.append(Problem(source, str(exc), _stem(source)))
                     continue
-                except Exception as exc:  # noqa: BLE001 - a crashing hook is the plugin's fault
+                except BaseException as exc:  # noqa: BLE001 - a crashing hook is the plugin's fault, sys.exit() too
+                    _reraise_interrupt(exc)
                     self.problems.append(
                         Problem(source, f"plugin {source}: {hook_name} raised {_exc_line(exc)}", _stem(source))
                     )
@@ -241,6 +302,16 @@ class Registry:
         broken = f" ({len(self.problems)} plugin(s) failed to load: see 'ganlab plugins')" if self.problems else ""
         raise PluginError(f"unknown {kind} {name!r}{hint} (available: {known}){broken}")
 
+    def plugin_files(self, architecture: str, dataset: str, loss: str) -> tuple[PluginFile, ...]:
+        """The local plugin files that provide these plugins, with the hash of the bytes that ran."""
+        out = []
+        for kind, name in (("architecture", architecture), ("dataset", dataset), ("loss", loss)):
+            entry = self._entries[kind].get(name)
+            file = self._files.get(entry.source) if entry is not None else None
+            if file is not None:
+                out.append(PluginFile(kind, name, str(file.path), file.sha256))
+        return tuple(out)
+
     def problem_for(self, name: str) -> Problem | None:
         """The load problem of the plugin file or package that ``name`` most likely came from."""
         wanted = name.replace("-", "_")
@@ -261,6 +332,12 @@ class Registry:
 
 class _BadRegistration(Exception):
     pass
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    # Ctrl-C while a plugin imports is the user's, not a plugin problem.
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
 
 
 def _exc_line(exc: BaseException) -> str:
@@ -288,28 +365,40 @@ def _hookimpl_names(plugin: object) -> Iterable[str]:
 
 
 def resolve_plugins_dir(plugins_dir: str | os.PathLike[str] | None) -> Path | None:
-    """The folder to load, or None. A folder the user named must exist."""
+    """The local plugins folder to load, or None for no local plugins.
+
+    ``None``: ``$GANLAB_PLUGINS_DIR`` if set, else ``./plugins`` if it exists.
+    An empty value (either way) turns local plugins off. A folder the user named must exist.
+    """
     if plugins_dir is None:
-        plugins_dir = os.environ.get(PLUGINS_DIR_ENV) or None
+        plugins_dir = os.environ.get(PLUGINS_DIR_ENV)
         if plugins_dir is None:
             default = Path(DEFAULT_PLUGINS_DIR)
             return default if default.is_dir() else None
+    if not os.fspath(plugins_dir).strip():
+        return None
     path = Path(plugins_dir)
     if not path.is_dir():
-        raise PluginError(f"plugins dir {str(path)!r} does not exist; create it or point --plugins-dir/{PLUGINS_DIR_ENV} at a folder")
+        raise PluginError(
+            f"plugins dir {str(path)!r} does not exist; create it, point --plugins-dir/{PLUGINS_DIR_ENV} at a folder, "
+            "or turn local plugins off with --no-local-plugins"
+        )
     return path
 
 
-_cache: dict[str | None, Registry] = {}
+_cache: dict[tuple[str | None, tuple[PinnedFile, ...] | None], Registry] = {}
 
 
-def load_plugins(plugins_dir: str | os.PathLike[str] | None = None) -> Registry:
-    """Return the registry for ``plugins_dir``, loading it on first use (idempotent)."""
+def load_plugins(
+    plugins_dir: str | os.PathLike[str] | None = None, *, pinned: Iterable[PinnedFile] | None = None
+) -> Registry:
+    """Return the registry for ``plugins_dir`` (and ``pinned`` files), loading it on first use (idempotent)."""
     directory = resolve_plugins_dir(plugins_dir)
-    key = str(directory.resolve()) if directory is not None else None
+    pins = tuple(pinned) if pinned is not None else None
+    key = (str(directory.resolve()) if directory is not None else None, pins)
     if key not in _cache:
         registry = Registry()
-        registry.load(directory if directory is not None else None, entry_points=True)
+        registry.load(directory if directory is not None else "", entry_points=True, pinned=pins)
         _cache[key] = registry
     return _cache[key]
 
@@ -321,4 +410,14 @@ def reset_cache() -> None:
         del sys.modules[name]
 
 
-__all__ = ["Entry", "Problem", "Registry", "load_plugins", "reset_cache", "resolve_plugins_dir", "KINDS"]
+__all__ = [
+    "KINDS",
+    "Entry",
+    "PinnedFile",
+    "PluginFile",
+    "Problem",
+    "Registry",
+    "load_plugins",
+    "reset_cache",
+    "resolve_plugins_dir",
+]

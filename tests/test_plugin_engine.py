@@ -229,7 +229,8 @@ def test_missing_plugins_dir_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["--plugins-dir", str(missing), "plugins"])
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: plugins dir '{missing}' does not exist; create it or point --plugins-dir/GANLAB_PLUGINS_DIR at a folder\n"
+        f"Error: plugins dir '{missing}' does not exist; create it, point --plugins-dir/GANLAB_PLUGINS_DIR at a folder, "
+        "or turn local plugins off with --no-local-plugins\n"
     )
 
 

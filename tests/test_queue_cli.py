@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from ganlab.cli import cli
 from ganlab.config import ExperimentConfig
-from ganlab.store import Queue
+from ganlab.store import SCHEMA_VERSION, Queue
 
 PLUGIN = '''
 import os
@@ -428,7 +428,7 @@ def _stamp(path: Path, version: int) -> None:
 def test_schema_mismatch_names_the_fix(env: Env) -> None:
     env.ok("add", *TOY)
     _stamp(env.db, 0)
-    unchanged(env, lambda: env.run("list"), "uses schema version 0 but this ganlab needs version 1",
+    unchanged(env, lambda: env.run("list"), f"uses schema version 0 but this ganlab needs version {SCHEMA_VERSION}",
               f"upgrade it with: ganlab db upgrade --db {env.db}")
     unchanged(env, lambda: env.run("add", *TOY, "--seed", "9"), "ganlab db upgrade")
     unchanged(env, lambda: env.run("upgrade", group="db"), "no migration from schema version 0 to 1")
@@ -441,7 +441,7 @@ def test_db_upgrade_on_a_current_and_a_missing_database(env: Env) -> None:
     one_line_error(env.run("upgrade", group="db"), "no experiments database", "nothing to upgrade")
     assert not env.db.exists()
     env.ok("add", *TOY)
-    assert "is at schema version 1: nothing to upgrade" in env.ok("upgrade", group="db").stdout
+    assert f"is at schema version {SCHEMA_VERSION}: nothing to upgrade" in env.ok("upgrade", group="db").stdout
 
 
 def test_db_url_from_the_environment(env: Env) -> None:

@@ -362,11 +362,11 @@ def _stamp(url: str, version: int) -> None:
 def test_schema_version_mismatch_names_the_fix(db_url: str) -> None:  # noqa: F811
     Store.open(db_url, create=True).close()
     hint = "" if db_url == "sqlite:///experiments.db" else f" --db {display_url(db_url)}"
-    # This ganlab expects version 2 (as the next release will): the database is older.
+    # This ganlab expects the next version (as the next release will): the database is older.
     with pytest.raises(SchemaMismatch) as err:
-        open_engine(db_url, expected_version=2)
+        open_engine(db_url, expected_version=SCHEMA_VERSION + 1)
     assert str(err.value).endswith(f"upgrade it with: ganlab db upgrade{hint}")
-    assert "schema version 1 but this ganlab needs version 2" in str(err.value)
+    assert f"schema version {SCHEMA_VERSION} but this ganlab needs version {SCHEMA_VERSION + 1}" in str(err.value)
     _stamp(db_url, 99)
     with pytest.raises(SchemaMismatch, match="written by a newer ganlab \\(schema version 99.*pip install -U ganlab"):
         Store.open(db_url)

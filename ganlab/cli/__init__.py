@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import click
 
 from ganlab import __version__
-from ganlab.errors import GanlabError
-from ganlab.registry import PLUGINS_DIR_ENV, Registry, load_plugins
+from ganlab.errors import ConfigError, GanlabError
+from ganlab.plugin_files import PinnedFile, absolute, check_folder
+from ganlab.registry import PLUGINS_DIR_ENV, Registry, load_plugins, resolve_plugins_dir
 
 
 class GanlabGroup(click.Group):
@@ -20,17 +20,40 @@ class GanlabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GanlabError as exc:
-            raise click.ClickException(str(exc)) from None
+            error = click.ClickException(str(exc))
+            error.exit_code = getattr(exc, "exit_code", error.exit_code)  # e.g. a refused plugin file: 5
+            raise error from None
 
 
 class State:
-    """Shared options of the top-level group, handed to subcommands via ``ctx.obj``."""
+    """Shared options of the top-level group, handed to subcommands via ``ctx.obj``.
 
-    def __init__(self, plugins_dir: str | None) -> None:
+    ``plugins_dir``: as given (None: ``$GANLAB_PLUGINS_DIR`` or ``./plugins``; ``""``: none).
+    ``pinned``: a worker child's recorded plugin files, the only local files it may load.
+    """
+
+    def __init__(self, plugins_dir: str | None, *, local: bool = True, pinned: tuple[str, ...] | None = None) -> None:
         self.plugins_dir = plugins_dir
+        self.local = local
+        self.pinned = pinned
 
     def registry(self) -> Registry:
-        return load_plugins(self.plugins_dir)
+        # Parsed here, not by click: a malformed record is refused like a changed file (exit 5).
+        pins = tuple(PinnedFile.parse(v) for v in self.pinned) if self.pinned is not None else None
+        return load_plugins(self.plugins_dir if self.local else "", pinned=pins)
+
+    def worker_plugins_dir(self, *, local: bool = True) -> str | None:
+        """The absolute plugins folder a worker's children may load recorded files from; None: no local files.
+
+        Checked now, so a worker with an unsafe folder stops at once rather than failing every experiment.
+        """
+        if not (local and self.local):
+            return None
+        directory = resolve_plugins_dir(self.plugins_dir)
+        if directory is None:
+            return None
+        check_folder(directory)
+        return str(absolute(directory))
 
 
 @click.group(cls=GanlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,13 +61,19 @@ class State:
     "--plugins-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help=f"Folder of local plugin files (default ./plugins; env {PLUGINS_DIR_ENV}).",
+    help=f"Folder of local plugin files (default ./plugins; env {PLUGINS_DIR_ENV}); '' loads none.",
 )
+@click.option("--no-local-plugins", is_flag=True, help="Load no local plugin files (only built-in and installed plugins).")
+@click.option("--pinned-plugin", "pinned", multiple=True, hidden=True, metavar="SHA256:PATH",
+              help="Load only these local plugin files, each only if its bytes still have this hash (worker children).")
 @click.version_option(__version__, prog_name="ganlab")
 @click.pass_context
-def cli(ctx: click.Context, plugins_dir: str | None) -> None:
+def cli(ctx: click.Context, plugins_dir: str | None, no_local_plugins: bool,
+        pinned: tuple[str, ...]) -> None:
     """Plugin-based GAN experiments: queue sweeps, run them, compare them."""
-    ctx.obj = State(plugins_dir or os.environ.get(PLUGINS_DIR_ENV) or None)
+    if no_local_plugins and plugins_dir:
+        raise ConfigError(f"--no-local-plugins and --plugins-dir {plugins_dir} contradict each other; give one of them")
+    ctx.obj = State(plugins_dir, local=not no_local_plugins, pinned=pinned or None)
 
 
 def _register_commands() -> None:

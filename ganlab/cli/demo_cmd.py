@@ -58,7 +58,7 @@ def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, runs_dir:
         if result.queued:
             click.echo(f"queued {len(result.queued)} experiment(s): " + ", ".join(f"#{i} {n}" for i, n in result.queued))
         options = WorkerOptions(slots=parse_gpus(gpus), runs_root=Path(runs_dir), lease_s=60.0, poll_s=1.0,
-                                tags=(DEMO_TAG,), until_empty=True, plugins_dir=ctx.obj.plugins_dir)
+                                tags=(DEMO_TAG,), until_empty=True, plugins_dir=ctx.obj.worker_plugins_dir())
         run_worker(queue, options)
         rows = load_rows(queue, sorted(ids), (), ())
     rows = sort_rows(rows, "fd" if "fd" in metric_names(rows) else None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +16,7 @@ from ganlab.cli.output import print_json, print_table, warn
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatabaseMissing
 from ganlab.names import check_name, printable
+from ganlab.plugin_files import PluginFile, check_folder, read_source
 from ganlab.store.database import display_url, sqlite_path
 from ganlab.store.models import STATUSES
 from ganlab.store.storage import (
@@ -78,15 +81,20 @@ def add(
         grids = _file_grids(sweep_file, experiment, name, priority, tag_list, seed_list)
     else:
         grids = [experiment.grid(lists=True, seeds=seed_list, name=name, priority=priority or 0, tags=tag_list)]
-    planned = expand(Resolver(ctx.obj.registry()), grids)
+    registry = ctx.obj.registry()
+    planned = expand(Resolver(registry), grids)
     url = db_url(ctx)
     if dry_run:
         _dry_run(url, planned, allow_duplicates)
         return
+    files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
+    items = [
+        NewExperiment(p.config, p.name, p.priority, p.tags,
+                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss))
+        for p in planned
+    ]
     with Store.open(url, create=True) as store:
-        result = store.enqueue(
-            [NewExperiment(p.config, p.name, p.priority, p.tags) for p in planned], allow_duplicates=allow_duplicates
-        )
+        result = store.enqueue(items, allow_duplicates=allow_duplicates)
         where = store.where
     for exp_id, exp_name in result.queued:
         click.echo(str(exp_id) if quiet else f"queued {exp_id}  {exp_name}")
@@ -266,6 +274,7 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     if rec.metrics:
         line("metrics", " ".join(f"{k}={_num(v)}" for k, v in rec.metrics.items()))
     line("config hash", rec.config_hash)
+    _plugin_files(rec)
     echo("  config")
     for key, value in rec.experiment_config().flat().items():
         echo(f"    {key} = {value}")
@@ -275,6 +284,20 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
         echo(f"  error (last {len(tail)} of {len(lines)} lines)" if len(lines) > len(tail) else "  error")
         for text in tail:
             echo(f"    {text}")
+
+
+def _plugin_files(rec: ExperimentRecord) -> None:
+    """The local plugin files recorded at enqueue: what a worker will run, and the reproducibility record."""
+    if rec.plugin_files is None:
+        click.echo("  plugin files not recorded (queued before schema 2): a worker runs it with no local plugin file")
+        return
+    if not rec.plugin_files:
+        return
+    click.echo("  plugin files")
+    for f in rec.plugin_files:
+        # Stored values are untrusted: printed as text, control characters made visible.
+        click.echo(printable(f"    {f.get('kind')} {f.get('name')}: {f.get('path')}"))
+        click.echo(printable(f"      sha256 {f.get('sha256')}"))
 
 
 # --------------------------------------------------------------- state changes
@@ -301,12 +324,43 @@ def cancel(ctx: click.Context, ids: tuple[int, ...], all_queued: bool) -> None:
 
 @queue.command("retry")
 @click.argument("ids", metavar="ID...", nargs=-1, type=int, required=True)
+@click.option("--rehash-plugins", is_flag=True,
+              help="Record the current SHA-256 of the experiments' local plugin files (once you have checked a change).")
 @click.pass_context
-def retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
+def retry(ctx: click.Context, ids: tuple[int, ...], rehash_plugins: bool) -> None:
     """Put failed, diverged or cancelled experiments back in the queue (resuming from their run dir)."""
     with _open(ctx) as store:
-        for exp_id, run_dir in store.retry(list(ids)):
+        rehashed, changes = _rehash(store.get_many(list(ids))) if rehash_plugins else ({}, [])
+        for exp_id, run_dir in store.retry(list(ids), plugin_files=rehashed):
             click.echo(f"requeued {exp_id}" + (f" (resumes from the last checkpoint in {printable(run_dir)})" if run_dir else ""))
+    for change in changes:
+        click.echo(f"  {printable(change)}")
+
+
+def _rehash(records: list[ExperimentRecord]) -> tuple[dict[int, list[PluginFile]], list[str]]:
+    """Each record's plugin files with the hash of their bytes now, and what changed; runs none of them."""
+    out: dict[int, list[PluginFile]] = {}
+    changes: list[str] = []
+    for rec in records:
+        files = []
+        for entry in rec.plugin_files or ():
+            fields = [entry.get(k) if isinstance(entry, dict) else None for k in ("kind", "name", "path", "sha256")]
+            if not all(isinstance(v, str) for v in fields) or not Path(fields[2]).is_absolute():
+                raise ConfigError(f"experiment {rec.id}'s record of its plugin files is malformed; "
+                                  "queue it again with 'ganlab queue add'")
+            kind, name, path, old = fields
+            try:
+                check_folder(Path(path).parent)
+                now = read_source(Path(path)).sha256
+            except OSError as exc:
+                raise ConfigError(f"plugin file {path} of experiment {rec.id} cannot be read ({exc.strerror}); "
+                                  "restore it, or queue the experiment again with 'ganlab queue add'") from None
+            files.append(PluginFile(kind, name, path, now))
+            if now != old:
+                changes.append(f"experiment {rec.id}: {kind} {name} now runs {path} with sha256 {now} (was {old})")
+        if files:
+            out[rec.id] = files
+    return out, changes
 
 
 @queue.command("rm")

@@ -54,7 +54,8 @@ def train(
 
     Takes the same options as 'ganlab queue add' (one experiment, no sweep).
     Ctrl-C writes a checkpoint and exits; --resume --run-dir DIR continues it.
-    Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable).
+    Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable),
+    5 refused (a plugin file pinned by the worker changed; nothing ran).
     """
     if name is not None:
         check_name(name, what="--name")

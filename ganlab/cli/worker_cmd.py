@@ -45,11 +45,13 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
               help="Start each slot's (GPU's, or the CPU's) next process while one trains, and hand it the "
                    "next experiment when the current one's last step is done (its final evaluation overlaps "
                    "the start-up).")
+@click.option("--no-local-plugins", is_flag=True,
+              help="Run no local plugin file; experiments that need one fail (like ganlab --no-local-plugins worker).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_experiments: int | None,
            poll_s: float, lease_s: float, tags: tuple[str, ...], max_attempts: int, prestart: bool,
-           quiet: bool) -> None:
+           no_local_plugins: bool, quiet: bool) -> None:
     """Run queued experiments one after another, each in its own process (one per GPU).
 
     Ctrl-C (or SIGTERM) checkpoints the running experiments, puts them back in
@@ -58,7 +60,7 @@ def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_
     options = WorkerOptions(
         slots=parse_gpus(gpus), runs_root=Path(runs_dir), lease_s=lease_s, poll_s=poll_s, tags=tags,
         max_attempts=int(max_attempts), max_experiments=max_experiments, until_empty=until_empty,
-        plugins_dir=ctx.obj.plugins_dir, prestart=prestart,
+        plugins_dir=ctx.obj.worker_plugins_dir(local=not no_local_plugins), prestart=prestart,
     )
     with Queue.open(db_url(ctx)) as queue:
         run_worker(queue, options, quiet=quiet)

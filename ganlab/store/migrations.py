@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Connection
 
 from ganlab.errors import SchemaMismatch
@@ -31,8 +31,15 @@ class Migration(NamedTuple):
     apply: Callable[[Connection], None]
 
 
-# Version 1 is the first schema; nothing to migrate from yet.
-MIGRATIONS: tuple[Migration, ...] = ()
+def _add_plugin_files(conn: Connection) -> None:
+    # Existing rows keep NULL: their plugin files were never recorded, so workers run them with none.
+    conn.execute(text("ALTER TABLE experiments ADD COLUMN plugin_files JSON"))
+
+
+# Version 1 is the first schema.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "experiments.plugin_files: the local plugin files and their SHA-256 at enqueue", _add_plugin_files),
+)
 
 
 def apply_migrations(conn: Connection, current: int, target: int, migrations: tuple[Migration, ...]) -> list[int]:

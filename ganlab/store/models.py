@@ -25,7 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
 WORKER_STATUSES = ("running", "stopped")
@@ -115,6 +115,9 @@ class Experiment(Base):
     error: Mapped[str | None] = mapped_column(Text)
     run_dir: Mapped[str | None] = mapped_column(Text)
     run_host: Mapped[str | None]
+    # The local plugin files the experiment uses, as queued: [{kind, name, path, sha256}]. A worker
+    # runs only these, and only unchanged. NULL: queued before schema 2, when nothing was recorded.
+    plugin_files: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint(_in("status", STATUSES), name="ck_experiments_status"),

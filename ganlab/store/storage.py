@@ -9,6 +9,7 @@ The claim API for workers is :class:`ganlab.store.queue.Queue`, a subclass.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, DatabaseUnreachable, IllegalTransition, NotFound, StoreError
 from ganlab.gcpause import cyclic_gc_paused
 from ganlab.names import check_name
+from ganlab.plugin_files import PluginFile
 from ganlab.store.database import (
     WRITE_OPTION,
     JSONText,
@@ -130,6 +132,8 @@ class NewExperiment:
     name: str
     priority: int = 0
     tags: tuple[str, ...] = ()
+    #: The local plugin files the config uses, with their SHA-256 (``Registry.plugin_files``).
+    plugin_files: tuple[PluginFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,7 @@ class ExperimentRecord:
     run_dir: str | None
     run_host: str | None
     tags: tuple[str, ...] = field(default=())
+    plugin_files: list[dict[str, Any]] | None = None  # None: queued before they were recorded
 
     def experiment_config(self) -> ExperimentConfig:
         return ExperimentConfig.from_dict(self.config)
@@ -422,6 +427,10 @@ class Store:
             # Values shared by every row are bound once in the statement, not once per row.
             shared = {"status": "queued", "queued_at": utcnow(), "attempts": 0, "fence": 0,
                       "cancel_requested": False, "step": 0}
+            files_json: dict[tuple[PluginFile, ...], JSONText] = {}  # a sweep shares a few distinct sets
+            for item, _ in keep:
+                if item.plugin_files not in files_json:
+                    files_json[item.plugin_files] = JSONText(json.dumps([f.to_dict() for f in item.plugin_files]))
             rows = [
                 {
                     "name": item.name,
@@ -432,6 +441,7 @@ class Store:
                     "config_hash": h,
                     "priority": int(item.priority),
                     "total_steps": int(item.config.train.get("steps", 0)),
+                    "plugin_files": files_json[item.plugin_files],
                 }
                 for item, h in keep
             ]
@@ -575,11 +585,14 @@ class Store:
             self._move(conn, ids, "queued", "cancelled", finished_at=utcnow())
             return ids
 
-    def retry(self, ids: Sequence[int]) -> list[tuple[int, str | None]]:
+    def retry(
+        self, ids: Sequence[int], *, plugin_files: Mapping[int, Sequence[PluginFile]] | None = None
+    ) -> list[tuple[int, str | None]]:
         """Put failed, diverged or cancelled experiments back in the queue (all or nothing).
 
         Returns ``(id, run_dir)``: the run directory is kept, so the worker
         resumes from the last checkpoint. Attempts start again from zero.
+        ``plugin_files``: new records of the local plugin files, by id (after a reviewed change).
         """
         unique = list(dict.fromkeys(ids))
         with self._tx(write=True) as conn:
@@ -595,6 +608,9 @@ class Store:
                     attempts=0, error=None, metrics=None, started_at=None, finished_at=None, cancel_requested=False,
                     worker_id=None, worker_host=None, worker_pid=None, lease_expires_at=None,
                 )
+            for exp_id, files in (plugin_files or {}).items():
+                conn.execute(update(Experiment).where(Experiment.id == exp_id)
+                             .values(plugin_files=[f.to_dict() for f in files]))
             run_dirs: dict[int, str | None] = {}
             for part in _chunks(unique):
                 for exp_id, run_dir in conn.execute(

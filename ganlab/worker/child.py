@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ganlab.plugin_files import pin_values
 from ganlab.store.queue import Claim
 from ganlab.worker.channel import ReportReader
 from ganlab.worker.standby import Standby
@@ -124,6 +125,17 @@ def child_env(slot: str | None, backend: str) -> dict[str, str]:
     return env
 
 
+def plugin_argv(plugins_dir: str | None, recorded: Any) -> list[str]:
+    """The child's plugin options: only the experiment's recorded files, each pinned to its hash.
+
+    Nothing else of the plugins folder is loaded, and an experiment that
+    recorded none (or was queued before files were recorded) loads none.
+    """
+    pins = [f"--pinned-plugin={value}" for value in pin_values(recorded)]
+    # Without pins a child given a folder would load all of it: no pins, no folder.
+    return ([f"--plugins-dir={plugins_dir}"] if plugins_dir and pins else ["--no-local-plugins"]) + pins
+
+
 def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plugins_dir: str | None,
           standby: Standby | None = None) -> Child:
     """Start ``ganlab train`` for a claimed experiment (resuming if the run dir has a checkpoint).
@@ -139,7 +151,7 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
     backend = str(claim.experiment.config["train"]["backend"])
     if standby is not None and (standby.backend != backend or not standby.alive()):
         standby = None
-    argv = ["--plugins-dir", plugins_dir] if plugins_dir else []
+    argv = plugin_argv(plugins_dir, claim.experiment.plugin_files)
     argv += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume", "--quiet"]
     log_path = run_dir / LOG_NAME
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

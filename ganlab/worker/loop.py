@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from ganlab.errors import ConfigError, DatabaseUnreachable, LeaseLost, StoreError
+from ganlab.store.database import db_hint
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.training.run_dir import RunDir, derive_run_dir
 from ganlab.worker.child import CONFIG_NAME, LOG_NAME, Child, child_env, spawn
@@ -40,6 +41,8 @@ class WorkerOptions:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_experiments: int | None = None
     until_empty: bool = False
+    # The absolute plugins folder whose files children may load (only those an experiment recorded,
+    # verified against their hashes); None: children run no local plugin file.
     plugins_dir: str | None = None
     # Pre-start each slot's next process (see ganlab.worker.standby) and hand it the next
     # experiment as soon as the current one's last step is done, while that one finishes up.
@@ -313,7 +316,8 @@ class Worker:
         if child.lease_lost:
             return
         code = child.process.returncode
-        outcome = classify(code, child.result, tail(child.log_path))
+        outcome = classify(code, child.result, tail(child.log_path),
+                           retry_command=f"ganlab queue{db_hint(self.queue.url)} retry {child.id} --rehash-plugins")
         exp_id, token = child.id, child.claim.token
         try:
             if child.cancelling:

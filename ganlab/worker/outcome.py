@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganlab.errors import PluginRefused
 from ganlab.worker.channel import EXIT_DIVERGED, EXIT_STOPPED, EXIT_SUCCEEDED
 
 _FRAME = re.compile(r'^  File ".*", line \d+', re.M)  # a traceback whose header scrolled out of the tail
@@ -37,8 +38,19 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def classify(returncode: int, result: dict[str, Any] | None, log_tail: str) -> Outcome:
-    """Decide what a child's end means for its experiment."""
+def classify(
+    returncode: int, result: dict[str, Any] | None, log_tail: str, *, retry_command: str | None = None
+) -> Outcome:
+    """Decide what a child's end means for its experiment.
+
+    ``retry_command``: how a user requeues this experiment, appended to a refusal.
+    """
+    if returncode == PluginRefused.exit_code and result is None:
+        # Retrying would be refused the same way until someone looks: failed, not requeued.
+        said = [ln.removeprefix("Error: ").strip() for ln in log_tail.splitlines() if ln.startswith("Error: ")]
+        reason = said[-1] if said else "refused to run the experiment's local plugin files"
+        fix = f"; to run it again: {retry_command}" if retry_command else ""
+        return Outcome("failed", reason, error=reason + fix)
     if result is not None and returncode in (EXIT_SUCCEEDED, EXIT_DIVERGED, EXIT_STOPPED):
         status = result.get("status", "failed")
         metrics = result.get("metrics") or {}

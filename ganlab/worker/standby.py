@@ -124,7 +124,7 @@ def _rehearse(backend: str) -> None:
     from ganlab.training.step_common import StepSettings
     from ganlab.training.trainer import make_engine
 
-    registry = Registry().load(None, entry_points=False)  # built-ins only: no user code runs here
+    registry = Registry().load(entry_points=False, local=False)  # built-ins only: no user code runs here
     sets = {"size": 16, "base_filters": 8, "batch_size": 8, "latent_dim": 8, "backend": backend}
     config = Resolver(registry, check_data=False).resolve("dcgan", "digits", "non-saturating", sets)
     gan = build_gan(config, registry.architecture("dcgan"), DataInfo((16, 16, 1), None, 16))
