@@ -2,23 +2,21 @@
 
 The lock is ``flock(2)``: it belongs to the open file, so the kernel drops it
 when the holder exits however it exits (``kill -9`` included) and a lock is
-never stale. The file stays once created (unlinking a lock file lets two
-processes lock two different files of one name); it holds the last holder's
-pid and host, for the message a second trainer prints. On NFS, Linux maps
-``flock`` to the server's byte-range locks, so trainers on different hosts
-sharing a runs folder exclude each other too. Without ``fcntl`` (Windows)
+never stale. The file stays once created, and empty: unlinking a lock file
+lets two processes lock two different files of one name, and writing in it
+would change a run dir that a refused command must leave as it was. A
+second trainer names the holder's pid from ``/proc/locks`` where it can. On
+NFS, Linux maps ``flock`` to the server's byte-range locks, so trainers on
+different hosts sharing a runs folder exclude each other too. Without ``fcntl`` (Windows)
 there is no lock: one trainer per run dir is then up to the user.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 from ganlab.errors import RunDirBusy
@@ -51,7 +49,6 @@ def hold_run_dir(lock_file: Path, wait_s: float = 0.0, say: Callable[[str], None
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _acquire(fd, lock_file.parent, wait_s, say)
-        _write_holder(fd)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -82,18 +79,16 @@ def _acquire(fd: int, path: Path, wait_s: float, say: Callable[[str], None] | No
         time.sleep(min(_POLL_S, remaining))
 
 
-def _write_holder(fd: int) -> None:
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now().isoformat(timespec="seconds")}
-    with contextlib.suppress(OSError):  # only a message depends on it
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-
-
 def _holder(fd: int) -> str:
-    """Who holds the lock, as its holder wrote it down."""
+    """Who holds the lock on ``fd``'s file: its pid as Linux lists it, if it is a process of this host."""
     try:
-        info = json.loads(os.pread(fd, 4096, 0))
-        host, since = (("".join(c for c in str(info[k])[:100] if c.isprintable())) for k in ("host", "since"))
-        return f"pid {int(info['pid'])} on {host}, since {since}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+        info = os.fstat(fd)
+        key = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1474572 0 EOF"; a waiter's line has "->" after the number
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key:
+                return f"pid {int(fields[4])}"
+    except (OSError, ValueError):
+        pass
+    return "another process, maybe on another host"
