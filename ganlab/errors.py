@@ -72,4 +72,10 @@ class DatabaseUnreachable(StoreError):
 
 
 class RunDirBusy(GanlabError):
-    """Another live trainer holds the run directory; retry once it has exited."""
+    """Another live trainer holds the run directory; retry once it has exited.
+
+    ``ganlab train`` exits with :attr:`exit_code`; the worker requeues the
+    experiment (the holder is most likely an orphan still stopping).
+    """
+
+    exit_code = 6

@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from ganlab.cli import cli
+from ganlab.errors import RunDirBusy
 from ganlab.training.checkpoint import load_checkpoint
-from ganlab.worker.channel import EXIT_BUSY
 from ganlab.worker.lifeline import LIFELINE_FD_ENV, WORKER_PID_ENV
 from ganlab.worker.outcome import classify
 
@@ -201,7 +201,7 @@ def test_two_trainers_never_train_one_run_dir_at_once(tmp_path, reap):
     second = _train(run_dir, "--resume")
     reap.append(second.pid)
     _, err = second.communicate(timeout=300)
-    assert second.returncode == EXIT_BUSY, err
+    assert second.returncode == RunDirBusy.exit_code, err
     assert "Traceback" not in err
     assert re.findall(r"^Error: .*", err, re.M) == [
         f"Error: run dir {run_dir} is in use by another trainer (pid {first.pid}); "
@@ -238,7 +238,7 @@ def test_two_trainers_never_train_one_run_dir_at_once(tmp_path, reap):
 
 def test_the_worker_retries_a_run_dir_that_stayed_busy():
     line = "Error: run dir /r/0001-x is in use by another trainer (pid 7); wait for it to exit or stop it, then retry"
-    outcome = classify(EXIT_BUSY, None, f"=== header\n{line}")
+    outcome = classify(RunDirBusy.exit_code, None, f"=== header\n{line}")
     assert outcome.status == "failed" and outcome.retryable
     assert outcome.reason.startswith("run dir /r/0001-x is in use by another trainer (pid 7")
 

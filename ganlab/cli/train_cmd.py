@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options, single_config
 from ganlab.config import ExperimentConfig, Resolver
-from ganlab.errors import ConfigError, RunDirBusy
+from ganlab.errors import ConfigError
 from ganlab.names import check_name, printable
 from ganlab.registry import Registry
 from ganlab.training.backend import activate_backend, prefer_backend
@@ -92,11 +92,6 @@ def train(
         with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(directory):
             result = run_training(config, directory, resume=resume, reporter=reporter, registry=registry,
                                   wait_s=wait_s)
-    except RunDirBusy as exc:
-        from ganlab.worker.channel import EXIT_BUSY
-
-        click.echo(f"Error: {exc}", err=True)
-        ctx.exit(EXIT_BUSY)
     finally:
         if display is not None:
             display.close()

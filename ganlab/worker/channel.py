@@ -18,7 +18,6 @@ EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_DIVERGED = 3
 EXIT_STOPPED = 4  # checkpointed on request; resume later
-EXIT_BUSY = 6  # another trainer kept the run directory locked; retry later
 
 
 class PipeReporter:
