@@ -69,3 +69,13 @@ class DatabaseUnreachable(StoreError):
     #: The connection was cut before the transaction's commit (or the transaction
     #: only read), so nothing of it was applied: running it again cannot apply it twice.
     nothing_applied: bool = False
+
+
+class RunDirBusy(GanlabError):
+    """Another live trainer holds the run directory; retry once it has exited.
+
+    ``ganlab train`` exits with :attr:`exit_code`; the worker requeues the
+    experiment (the holder is most likely an orphan still stopping).
+    """
+
+    exit_code = 6

@@ -57,10 +57,11 @@ def test_a_standby_runs_the_experiment_exactly_as_a_fresh_process_would(tmp_path
     handed = standby.assign(["train", "--config-file", str(config), "--run-dir", str(tmp_path / "standby"), "--quiet",
                              "--report-fd", str(standby.child_report_fd)], log)
     assert handed is not None
-    process, reader = handed
+    process, reader, lifeline = handed
     assert process.wait(timeout=300) == 0, log.read_text()
     events = reader.read()
     reader.close()
+    os.close(lifeline)
 
     assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "result"
     assert events[-1]["status"] == "succeeded" and events[-1]["step"] == 6

@@ -26,6 +26,10 @@ from ganlab.training.run_dir import RunDir, derive_run_dir
 
 DEFAULT_RUNS_DIR = "runs"
 
+#: How long a worker's child waits for another trainer of its run dir to exit (twice the time an
+#: orphaned trainer gets to stop: ganlab.worker.lifeline.ORPHAN_GRACE_S).
+RUN_DIR_WAIT_S = 120.0
+
 
 @click.command("train")
 @experiment_options
@@ -55,8 +59,11 @@ def train(
     Takes the same options as 'ganlab queue add' (one experiment, no sweep).
     Ctrl-C writes a checkpoint and exits; --resume --run-dir DIR continues it.
     Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable),
-    5 refused (a plugin file pinned by the worker changed; nothing ran).
+    5 refused (a plugin file pinned by the worker changed; nothing ran),
+    6 another process is training the run dir.
     """
+    # First of all, as a worker's child: notice the worker's death even during the imports below.
+    watch = _worker_watch()
     if name is not None:
         check_name(name, what="--name")
     if run_dir is not None:
@@ -76,21 +83,29 @@ def train(
     from ganlab.training import train as run_training
 
     stop = StopFlag()
-    pipe = _pipe_reporter(report_fd)
+    pipe = _pipe_reporter(report_fd, watch)
     display = _display(escape(printable(directory.name)), quiet)  # the bar's label is rich markup
-    reporter = MultiReporter(*(r for r in (display, pipe) if r is not None), stop=stop)
+    reporter = MultiReporter(*(r for r in (display, pipe, watch) if r is not None), stop=stop)
+    # A worker's child waits for a previous trainer of its run (one whose worker died) to finish stopping.
+    wait_s = RUN_DIR_WAIT_S if watch is not None else 0.0
     try:
         with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(directory):
-            result = run_training(config, directory, resume=resume, reporter=reporter, registry=registry)
+            result = run_training(config, directory, resume=resume, reporter=reporter, registry=registry,
+                                  wait_s=wait_s)
     finally:
         if display is not None:
             display.close()
+    orphaned = watch is not None and watch.gone()
+    if orphaned and result.status == "succeeded":
+        # Nobody is left to record it: the worker that resumes the run records it (at once, all steps
+        # being done), so the log says "succeeded" once, for the attempt whose result counts.
+        result.status = "stopped"
     if pipe is not None:
         # The worker stores these in the database: 'ganlab compare' shows final and best values.
         best = {f"best_{k}": v for k, v in result.best_metrics.items()}
         pipe.on_result(result.status, result.step, {**result.metrics, **best}, result.error)
         pipe.close()
-    _print_result(result, stop)
+    _print_result(result, stop, orphaned)
     ctx.exit(EXIT_CODES[result.status])
 
 
@@ -210,12 +225,19 @@ def load_config_file(registry: Registry, path: str) -> ExperimentConfig:
     return checked
 
 
-def _pipe_reporter(fd: int | None) -> Any:
+def _worker_watch() -> Any:
+    """The lifeline to the worker that started this process, if one did (see ganlab.worker.lifeline)."""
+    from ganlab.worker.lifeline import install_from_env
+
+    return install_from_env()
+
+
+def _pipe_reporter(fd: int | None, watch: Any) -> Any:
     if fd is None:
         return None
     from ganlab.worker.channel import PipeReporter
 
-    return PipeReporter(fd)
+    return PipeReporter(fd, watch.worker_pid if watch is not None else None)
 
 
 def _display(label: str, quiet: bool) -> Any:
@@ -224,15 +246,18 @@ def _display(label: str, quiet: bool) -> Any:
     return make_display(label, quiet)
 
 
-def _print_result(result: TrainResult, stop: StopFlag) -> None:
+def _print_result(result: TrainResult, stop: StopFlag, orphaned: bool = False) -> None:
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     where = result.run_dir
     metrics = "  ".join(f"{k} {result.metrics[k]:.4g}" for k in ("fd", "fd_floor", "kid") if k in result.metrics)
-    if result.status == "succeeded":
+    if result.status == "succeeded" and result.start_step >= result.step > 0:
+        # A resume of a finished run (its worker died before recording it): this process trained nothing.
+        click.echo(f"already complete at step {result.step}, nothing left to train  {metrics}  ({where})")
+    elif result.status == "succeeded":
         click.echo(f"succeeded at step {result.step}  {metrics}  ({where})")
     elif result.status == "stopped":
-        why = f" on {stop.signal_name}" if stop.signal_name else ""
+        why = " (its worker is gone)" if orphaned else f" on {stop.signal_name}" if stop.signal_name else ""
         click.echo(f"stopped{why} at step {result.step}, checkpoint written; continue with: "
                    f"ganlab train --resume --run-dir {where}")
     elif result.status == "diverged":

@@ -73,6 +73,7 @@ class TrainResult:
         traceback: the full traceback of a ``failed`` run.
         warnings: problems that did not stop the run (e.g. an evaluation that failed).
         run_dir: where the run's files are.
+        start_step: the step this process started (or resumed) from.
     """
 
     status: Status
@@ -83,6 +84,7 @@ class TrainResult:
     traceback: str | None = None
     warnings: list[str] = field(default_factory=list)
     run_dir: str | None = None
+    start_step: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

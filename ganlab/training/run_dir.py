@@ -11,6 +11,7 @@
       metrics.jsonl            one line per evaluation, with its protocol
       samples/latest.png       the latest grid from the fixed noise batch
       train.log, experiment.json   the worker's log of the run and the config it handed over
+      train.lock               held by the process training the run (see ganlab.training.run_lock)
 
 Run directories made from a name (``ganlab train --name``, the worker's
 ``RUNS/0042-NAME``) come from :func:`derive_run_dir`, the one place that
@@ -87,6 +88,10 @@ class RunDir:
     @property
     def samples_png(self) -> Path:
         return self.path / "samples" / "latest.png"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "train.lock"
 
     def checkpoint(self, which: str = "latest") -> Path:
         return checkpoint_path(self.path, which)

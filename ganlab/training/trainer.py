@@ -32,6 +32,7 @@ from ganlab.training.models import Gan, build_gan
 from ganlab.training.precision import cpu_flags, on_accelerator, precision_warning
 from ganlab.training.report import BaseReporter, Reporter, TrainResult
 from ganlab.training.run_dir import RunDir
+from ganlab.training.run_lock import hold_run_dir
 from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
 from ganlab.training.step_common import StepSettings
 
@@ -46,8 +47,13 @@ def train(
     resume: bool = False,
     reporter: Reporter | None = None,
     registry: Registry | None = None,
+    wait_s: float = 0.0,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` and say how it ended.
+
+    Only one process trains a run directory at a time: the trainer holds the
+    directory's lock (``train.lock``) from before it reads the checkpoint
+    until its last write.
 
     Args:
         config: a resolved experiment (see :class:`ganlab.config.Resolver`).
@@ -56,14 +62,16 @@ def train(
             has none yet). Without it, a directory that already holds a run is refused.
         reporter: progress callbacks and the stop request (see :class:`Reporter`).
         registry: where the plugins come from; the default plugin set if omitted.
+        wait_s: how long to wait for another process training ``run_dir`` to exit.
 
     Raises:
+        RunDirBusy: another process still trains ``run_dir`` after ``wait_s``.
         GanlabError: the run cannot start (wrong backend, run dir taken or
             holding another experiment, dataset unavailable, bad network).
     """
     activate_backend(config.train["backend"])
     trainer = Trainer(config, RunDir(run_dir), registry or load_plugins(), reporter or BaseReporter())
-    return trainer.run(resume=resume)
+    return trainer.run(resume=resume, wait_s=wait_s)
 
 
 def make_engine(gan: Gan, settings: StepSettings, backend: str) -> Any:
@@ -134,7 +142,13 @@ class Trainer:
             raise ConfigError(f"dataset {self.config.dataset!r} has {len(data.images)} image(s); training needs at least 2")
         return data
 
-    def run(self, resume: bool = False) -> TrainResult:
+    def run(self, resume: bool = False, wait_s: float = 0.0) -> TrainResult:
+        # Held until the last write: a previous trainer (say, one whose worker died) may still be
+        # writing its final checkpoint, which is the one to read.
+        with hold_run_dir(self.run_dir.output(self.run_dir.lock_file), wait_s, say=_note):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
         checkpoint = self._claim_run_dir(resume)
         data = self._load_data()
         with dtype_policy(self.t["precision"]):
@@ -156,6 +170,10 @@ class Trainer:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
             warnings = self.start_warnings + ([warning] if warning else [])
             return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels, warnings).run()
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 class _Loop:
@@ -317,6 +335,7 @@ class _Loop:
             traceback=tb,
             warnings=list(self.warnings),
             run_dir=str(self.rd.path),
+            start_step=self.start,
         )
 
     # ----------------------------------------------------------- per-event

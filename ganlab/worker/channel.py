@@ -21,12 +21,17 @@ EXIT_STOPPED = 4  # checkpointed on request; resume later
 
 
 class PipeReporter:
-    """Child side: implements the trainer's reporter interface by writing events."""
+    """Child side: implements the trainer's reporter interface by writing events.
 
-    def __init__(self, fd: int) -> None:
+    ``worker_pid`` is the worker's pid as the worker handed it over (see
+    :mod:`ganlab.worker.lifeline`); without it (``ganlab train --report-fd``
+    run by hand) the parent seen now stands in for the worker.
+    """
+
+    def __init__(self, fd: int, worker_pid: int | None = None) -> None:
         self._file = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
         self._broken = False
-        self._parent = os.getppid()
+        self._parent = worker_pid if worker_pid is not None else os.getppid()
 
     def _send(self, event: str, **data: Any) -> None:
         if self._broken:

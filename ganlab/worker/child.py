@@ -4,6 +4,8 @@ Each experiment runs in its own process so a crash, an out-of-memory kill or
 a segfault takes down that experiment only. The child runs the same command
 a user would (``ganlab train --config-file … --run-dir … --resume``), pinned
 to one GPU, with its output appended to ``train.log`` in the run directory.
+It gets a lifeline to the worker (:mod:`ganlab.worker.lifeline`) so that it
+stops when the worker dies, whatever it is doing at that moment.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from ganlab.plugin_files import pin_values
 from ganlab.store.queue import Claim
 from ganlab.worker.channel import ReportReader
+from ganlab.worker.lifeline import close_fd, lifeline_env, new_lifeline
 from ganlab.worker.standby import Standby
 
 LOG_NAME = "train.log"
@@ -37,6 +40,7 @@ class Child:
     run_dir: Path
     process: subprocess.Popen[bytes]
     reader: ReportReader
+    lifeline: int  # the write end of the child's lifeline: held until the child is settled
     started: float = field(default_factory=time.monotonic)
     step: int = 0
     total: int = 0
@@ -102,6 +106,8 @@ class Child:
     def close(self) -> None:
         self.poll_reports()
         self.reader.close()
+        close_fd(self.lifeline)
+        self.lifeline = -1
 
 
 def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -163,20 +169,27 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
             log.write(f"{header}, pre-started process {standby.process.pid} ===\n".encode())
         handed = standby.assign(argv + ["--report-fd", str(standby.child_report_fd)], log_path)
         if handed is not None:
-            process, reader = handed
-            return Child(claim, slot, run_dir, process, reader, step=claim.experiment.step, total=total)
+            process, reader, lifeline = handed
+            return Child(claim, slot, run_dir, process, reader, lifeline, step=claim.experiment.step, total=total)
     read_fd, write_fd = os.pipe()
+    life_read, life_write = new_lifeline()
     log = open(log_path, "ab")
     log.write(f"{header} ===\n".encode())
     log.flush()
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "ganlab", *argv, "--report-fd", str(write_fd)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=[write_fd],
-            env=child_env(slot, backend),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=[write_fd, life_read],
+            env={**child_env(slot, backend), **lifeline_env(life_read)},
             start_new_session=True,  # Ctrl-C reaches the worker only; it decides how children stop
         )
+    except BaseException:
+        os.close(read_fd)
+        os.close(life_write)
+        raise
     finally:
         os.close(write_fd)
+        os.close(life_read)
         log.close()
-    return Child(claim, slot, run_dir, process, ReportReader(read_fd), step=claim.experiment.step, total=total)
+    return Child(claim, slot, run_dir, process, ReportReader(read_fd), life_write, step=claim.experiment.step,
+                 total=total)

@@ -116,6 +116,7 @@ class Worker:
             for child in list(self.children.values()):  # only on an unexpected error: leave nothing behind
                 child.kill()
                 child.process.wait()
+                child.close()
                 try:
                     self._settle(child)
                 except StoreError:

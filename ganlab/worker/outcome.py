@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganlab.errors import PluginRefused
+from ganlab.errors import PluginRefused, RunDirBusy
 from ganlab.worker.channel import EXIT_DIVERGED, EXIT_STOPPED, EXIT_SUCCEEDED
 
 _FRAME = re.compile(r'^  File ".*", line \d+', re.M)  # a traceback whose header scrolled out of the tail
@@ -65,6 +65,11 @@ def classify(
         # The trainer caught the exception itself and said what it was.
         reason = f"Python exception: {str(result.get('error') or 'unknown error').strip()[:200]}"
         return Outcome("failed", reason, error=f"{reason}\n{log_tail}".strip())
+    if returncode == RunDirBusy.exit_code and result is None:
+        # Another trainer (say, one whose worker died) still held the run dir: worth another attempt later.
+        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "run dir in use by another trainer")
+        reason = last.strip().removeprefix("Error: ")[:300]
+        return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
     if returncode < 0:
         sig = -returncode
         try:

@@ -12,7 +12,10 @@ It stays one process per experiment: a standby runs one experiment and exits,
 so a crash or a leaked allocation still cannot reach the next run. The
 standby is pinned to its slot's GPU and backend at start (both are fixed at
 import); an experiment on another backend gets a fresh process instead. It
-exits when its stdin closes, so it never outlives a worker that died.
+never outlives its worker: it watches the worker's lifeline
+(:mod:`ganlab.worker.lifeline`) from its first line on, through its imports,
+its rehearsal, the wait and the experiment it is handed; the write end then
+passes from the standby to the child the worker tracks.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganlab.worker import lifeline
 from ganlab.worker.channel import ReportReader
 
 
@@ -36,12 +40,17 @@ class Standby:
     process: subprocess.Popen[bytes]
     report_fd: int  # the worker's read end of the report pipe
     child_report_fd: int  # the same pipe's write end, by its number inside the standby
+    lifeline_fd: int  # the write end of its lifeline; whoever holds it keeps the standby alive
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def assign(self, argv: list[str], log: Path) -> tuple[subprocess.Popen[bytes], ReportReader] | None:
-        """Hand over ``ganlab argv`` with output to ``log``; None if the standby is gone (start fresh)."""
+    def assign(self, argv: list[str], log: Path) -> tuple[subprocess.Popen[bytes], ReportReader, int] | None:
+        """Hand over ``ganlab argv`` with output to ``log``; None if the standby is gone (start fresh).
+
+        Returns the process, its report reader and its lifeline's write end,
+        which the caller now owns (closing it tells the process its worker is gone).
+        """
         if not self.alive() or self.process.stdin is None:
             self.discard()
             return None
@@ -52,7 +61,8 @@ class Standby:
         except (BrokenPipeError, OSError):
             self.discard()
             return None
-        return self.process, ReportReader(self.report_fd)
+        handed, self.lifeline_fd = self.lifeline_fd, -1
+        return self.process, ReportReader(self.report_fd), handed
 
     def discard(self) -> None:
         """Let it go: closing stdin makes it exit; a kill covers one stuck in its imports."""
@@ -71,21 +81,29 @@ class Standby:
             os.close(self.report_fd)
         except OSError:
             pass
+        lifeline.close_fd(self.lifeline_fd)
+        self.lifeline_fd = -1
 
 
 def start_standby(slot: str | None, backend: str, env: dict[str, str]) -> Standby:
     """Start a standby for ``slot`` with ``backend`` imported; ``env`` is the child environment of that slot."""
     read_fd, write_fd = os.pipe()
+    life_read, life_write = lifeline.new_lifeline()
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "ganlab.worker.standby"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=[write_fd], env=env,
+            pass_fds=[write_fd, life_read], env={**env, **lifeline.lifeline_env(life_read)},
             start_new_session=True,  # like every child: signals reach it only through the worker
         )
+    except BaseException:
+        os.close(read_fd)
+        os.close(life_write)
+        raise
     finally:
         os.close(write_fd)
-    return Standby(slot, backend, process, read_fd, write_fd)
+        os.close(life_read)
+    return Standby(slot, backend, process, read_fd, write_fd, life_write)
 
 
 def _warm_up() -> None:
@@ -135,10 +153,12 @@ def _rehearse(backend: str) -> None:
 
 
 def _serve() -> int:
+    # First, before the imports that take seconds: a worker that dies meanwhile ends this process at once.
+    lifeline.install_from_env()
     _warm_up()
     line = sys.stdin.buffer.readline()
     if not line:
-        return 0  # the worker went away or needs no more experiments
+        return 0  # the worker needs no more experiments (or went away)
     job = json.loads(line)
     sys.stdout.flush()
     sys.stderr.flush()
