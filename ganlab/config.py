@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganlab.errors import ConfigError, DatasetUnavailable, GanlabError
+from ganlab.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS
 from ganlab.params import Param, resolve_params, suggest
 from ganlab.registry import Registry
 from ganlab.specs import DataInfo, LossSpec, TrainingDefaults
@@ -34,9 +35,9 @@ def train_params(loss: LossSpec | None = None) -> tuple[Param, ...]:
 def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
     # Cached per defaults: a sweep resolves thousands of configs, and building a Param checks its default.
     return (
-        Param("steps", int, 1000, "generator updates to train for", low=1),
-        Param("batch_size", int, 64, "images per batch", low=1, high=65536),
-        Param("seed", int, 0, "seed for weights, noise and data order", low=0, high=2**31 - 1),
+        Param("steps", int, 1000, "generator updates to train for", low=1, high=MAX_STEPS),
+        Param("batch_size", int, 64, "images per batch", low=1, high=MAX_BATCH_SIZE),
+        Param("seed", int, 0, "seed for weights, noise and data order", low=0, high=MAX_SEED),
         Param("backend", str, "tensorflow", "Keras backend", choices=BACKENDS),
         Param("precision", str, "float32", "Keras dtype policy", choices=PRECISIONS),
         Param("latent_dim", int, 100, "length of the noise vector z", low=1, high=4096),
@@ -47,11 +48,11 @@ def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
         Param("beta_2", float, d.beta_2, "Adam beta_2 for both networks", low=0.0, high=0.999999),
         Param("ema", float, 0.0, "EMA decay of generator weights (0: off)", low=0.0, high=0.99999),
         Param("jit_compile", bool, False, "compile the step with XLA (TensorFlow backend)"),
-        Param("checkpoint_every", int, 500, "steps between checkpoints", low=1),
-        Param("eval_every", int, 500, "steps between metric evaluations (also at the end)", low=1),
+        Param("checkpoint_every", int, 500, "steps between checkpoints", low=1, high=MAX_STEPS),
+        Param("eval_every", int, 500, "steps between metric evaluations (also at the end)", low=1, high=MAX_STEPS),
         Param("eval_samples", int, 1000, "generated samples per evaluation", low=10, high=100000),
-        Param("sample_every", int, 250, "steps between sample image grids", low=1),
-        Param("log_every", int, 10, "steps between scalar logs", low=1),
+        Param("sample_every", int, 250, "steps between sample image grids", low=1, high=MAX_STEPS),
+        Param("log_every", int, 10, "steps between scalar logs", low=1, high=MAX_STEPS),
     )
 
 
