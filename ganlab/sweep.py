@@ -228,19 +228,23 @@ def load_sweep_file(path: str | Path) -> list[Grid]:
     """Read a TOML sweep file into blocks: the ``[grid]`` then each ``[[experiments]]`` entry."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_SWEEP_FILE_BYTES:
+        # Read at most one byte past the limit: st_size says nothing for /dev/zero or a pipe.
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SWEEP_FILE_BYTES + 1)
+        if len(raw) > MAX_SWEEP_FILE_BYTES:
             raise ConfigError(
-                f"sweep file {path} is {size / 1e6:.1f} MB, more than {MAX_SWEEP_FILE_BYTES // 10**6} MB; "
+                f"sweep file {path} is more than {MAX_SWEEP_FILE_BYTES // 10**6} MB; "
                 "describe large sweeps with lists in [grid] rather than one [[experiments]] entry each"
             )
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"sweep file {str(path)!r} does not exist; check the path given to -f") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"sweep file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read sweep file {path}: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"cannot read sweep file {str(path)!r}: {exc}") from None
     where = str(path)
     _check_keys(data, _TOP_KEYS, where)
     defaults = {

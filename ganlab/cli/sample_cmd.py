@@ -61,7 +61,13 @@ def sample(ctx: click.Context, run_dir: str, count: int, output: str, which: str
 
 def _resolve_run(ctx: click.Context, target: str) -> str:
     """A run directory as given, or the run directory the queue recorded for experiment ``target``."""
-    if _is_dir(target) or not (target.isascii() and target.isdigit()):
+    try:
+        is_dir = Path(target).is_dir()
+    except (OSError, ValueError) as exc:  # a name too long to look up, an embedded NUL
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        shown = target if len(target) <= 80 else f"{target[:60]}... ({len(target)} characters)"
+        raise ConfigError(f"cannot look up run directory {shown!r}: {why}; give a run's folder or an experiment id") from None
+    if is_dir or not (target.isascii() and target.isdigit()):
         return target
     if not 1 <= int(target) <= MAX_EXPERIMENT_ID:
         raise ConfigError(f"{target} is neither a run directory nor an experiment id (ids are 1 to {MAX_EXPERIMENT_ID})")
@@ -75,10 +81,3 @@ def _resolve_run(ctx: click.Context, target: str) -> str:
         raise ConfigError(f"experiment {target}'s run directory {record.run_dir} is not on this machine "
                           f"(it ran on {record.run_host}); run 'ganlab sample' there or share the runs folder")
     return record.run_dir
-
-
-def _is_dir(target: str) -> bool:
-    try:
-        return Path(target).is_dir()
-    except (OSError, ValueError):  # a name too long to look up, an embedded NUL: not a directory
-        return False
