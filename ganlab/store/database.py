@@ -73,7 +73,8 @@ def check_url(url: str) -> str:
     which would report success and throw the experiments away on exit.
     """
     if any(ord(c) < 32 or ord(c) == 127 for c in url):
-        raise StoreError(f"--db {url!r} contains control characters; give a file path or a database URL")
+        # Not echoed: the value may hold a password, and it cannot be parsed to mask one.
+        raise StoreError("--db contains a control character (a newline, tab or escape); give a file path or a database URL")
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite" and _in_memory(parsed):
         raise StoreError(
