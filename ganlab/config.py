@@ -16,11 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganlab.errors import ConfigError, DatasetUnavailable, GanlabError
+from ganlab.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS
 from ganlab.params import Param, resolve_params, suggest
 from ganlab.registry import Registry
 from ganlab.specs import DataInfo, LossSpec, TrainingDefaults
 
 BACKENDS = ("tensorflow", "jax")
+# Resolved sections kept for reuse. A sweep's shared sections (plugins, fixed settings)
+# hit it; a section holding a varying value (lr, seed) is new every time, and without a
+# bound a 100,000-point sweep kept 100,000 dicts alive for nothing (50 MB).
+_SECTION_CACHE_SIZE = 4096
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SECTIONS = ("train", "arch", "dataset", "loss")
 
@@ -34,9 +39,9 @@ def train_params(loss: LossSpec | None = None) -> tuple[Param, ...]:
 def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
     # Cached per defaults: a sweep resolves thousands of configs, and building a Param checks its default.
     return (
-        Param("steps", int, 1000, "generator updates to train for", low=1),
-        Param("batch_size", int, 64, "images per batch", low=1, high=65536),
-        Param("seed", int, 0, "seed for weights, noise and data order", low=0, high=2**31 - 1),
+        Param("steps", int, 1000, "generator updates to train for", low=1, high=MAX_STEPS),
+        Param("batch_size", int, 64, "images per batch", low=1, high=MAX_BATCH_SIZE),
+        Param("seed", int, 0, "seed for weights, noise and data order", low=0, high=MAX_SEED),
         Param("backend", str, "tensorflow", "Keras backend", choices=BACKENDS),
         Param("precision", str, "float32", "Keras dtype policy", choices=PRECISIONS),
         Param("latent_dim", int, 100, "length of the noise vector z", low=1, high=4096),
@@ -47,11 +52,11 @@ def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
         Param("beta_2", float, d.beta_2, "Adam beta_2 for both networks", low=0.0, high=0.999999),
         Param("ema", float, 0.0, "EMA decay of generator weights (0: off)", low=0.0, high=0.99999),
         Param("jit_compile", bool, False, "compile the step with XLA (TensorFlow backend)"),
-        Param("checkpoint_every", int, 500, "steps between checkpoints", low=1),
-        Param("eval_every", int, 500, "steps between metric evaluations (also at the end)", low=1),
+        Param("checkpoint_every", int, 500, "steps between checkpoints", low=1, high=MAX_STEPS),
+        Param("eval_every", int, 500, "steps between metric evaluations (also at the end)", low=1, high=MAX_STEPS),
         Param("eval_samples", int, 1000, "generated samples per evaluation", low=10, high=100000),
-        Param("sample_every", int, 250, "steps between sample image grids", low=1),
-        Param("log_every", int, 10, "steps between scalar logs", low=1),
+        Param("sample_every", int, 250, "steps between sample image grids", low=1, high=MAX_STEPS),
+        Param("log_every", int, 10, "steps between scalar logs", low=1, high=MAX_STEPS),
     )
 
 
@@ -186,6 +191,8 @@ class Resolver:
         except TypeError:  # an unhashable value (a list from a sweep file): resolve_params will name it
             return resolve_params(declared, given, owner)
         if key not in self._sections:
+            if len(self._sections) >= _SECTION_CACHE_SIZE:
+                self._sections.clear()
             self._sections[key] = resolve_params(declared, given, owner)
         return dict(self._sections[key])
 

@@ -69,8 +69,8 @@ class Param:
             return "one of " + ", ".join(str(c) for c in self.choices)
         if self.low is None and self.high is None:
             return ""
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
+        lo = "-inf" if self.low is None else _bound(self.low)
+        hi = "inf" if self.high is None else _bound(self.high)
         return f"[{lo}, {hi}]"
 
     def coerce(self, value: Any, owner: str) -> Any:
@@ -142,6 +142,11 @@ class Param:
             "choices": list(self.choices) if self.choices is not None else None,
             "help": self.help,
         }
+
+
+def _bound(value: float) -> str:
+    # Whole bounds in full: 2147483647, not the 2.14748e+09 that :g prints (which is not the bound).
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:

@@ -30,6 +30,7 @@ Sweep files are TOML (see ``docs/queue.md``)::
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from typing import Any
 from ganlab.config import ExperimentConfig, Resolver
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.gcpause import cyclic_gc_paused
+from ganlab.limits import DEFAULT_MAX_EXPERIMENTS, MAX_PRIORITY, MAX_SWEEP_FILE_BYTES, MIN_PRIORITY
 from ganlab.names import check_name, slugify
 from ganlab.params import suggest
 
@@ -77,10 +79,8 @@ class Grid:
         return out
 
     def size(self) -> int:
-        n = 1
-        for values in self.axes().values():
-            n *= len(values)
-        return n
+        """How many experiments the block expands to (the product of its axes' lengths)."""
+        return math.prod(len(values) for values in self.axes().values())
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,25 @@ def points(grid: Grid) -> Iterator[dict[str, Any]]:
         yield dict(zip(keys, combo))
 
 
-def expand(resolver: Resolver, grids: Sequence[Grid]) -> list[Planned]:
-    """Resolve every point of every block, in order; the first invalid point raises (naming it)."""
+def check_sweep_size(grids: Sequence[Grid], limit: int = DEFAULT_MAX_EXPERIMENTS) -> int:
+    """The number of experiments ``grids`` expand to; ConfigError past ``limit``, counted without expanding."""
+    total = sum(grid.size() for grid in grids)
+    if total > limit:
+        biggest = max(grids, key=Grid.size)
+        axes = " x ".join(f"{len(v)} {k.rpartition('.')[2]}" for k, v in biggest.axes().items() if len(v) > 1)
+        raise ConfigError(
+            f"this sweep is {total:,} experiments{f' ({axes})' if axes else ''}, more than the limit of {limit:,}; "
+            "queue it in parts, or raise the limit with --max-experiments N"
+        )
+    return total
+
+
+def expand(resolver: Resolver, grids: Sequence[Grid], *, max_experiments: int = DEFAULT_MAX_EXPERIMENTS) -> list[Planned]:
+    """Resolve every point of every block, in order; the first invalid point raises (naming it).
+
+    A sweep larger than ``max_experiments`` is refused before any point is built.
+    """
+    check_sweep_size(grids, max_experiments)
     with cyclic_gc_paused():
         return _expand(resolver, grids)
 
@@ -218,18 +235,28 @@ def load_sweep_file(path: str | Path) -> list[Grid]:
     """Read a TOML sweep file into blocks: the ``[grid]`` then each ``[[experiments]]`` entry."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # Read at most one byte past the limit: st_size says nothing for /dev/zero or a pipe.
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SWEEP_FILE_BYTES + 1)
+        if len(raw) > MAX_SWEEP_FILE_BYTES:
+            raise ConfigError(
+                f"sweep file {path} is more than {MAX_SWEEP_FILE_BYTES // 10**6} MB; "
+                "describe large sweeps with lists in [grid] rather than one [[experiments]] entry each"
+            )
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"sweep file {str(path)!r} does not exist; check the path given to -f") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"sweep file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read sweep file {path}: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"cannot read sweep file {str(path)!r}: {exc}") from None
     where = str(path)
     _check_keys(data, _TOP_KEYS, where)
     defaults = {
         "name": _opt_name(data, where),
-        "priority": _opt_int(data, "priority", where, 0),
+        "priority": _priority(data, where, 0),
         "tags": _str_list(data.get("tags", []), f"{where}: tags"),
         "seeds": _seeds(data.get("seeds"), f"{where}: seeds"),
         "set": _sets(data.get("set", {}), f"{where}: [set]"),
@@ -261,7 +288,7 @@ def _block(block: Mapping[str, Any], where: str, defaults: Mapping[str, Any]) ->
         sets=sets,
         seeds=seeds,
         name=name,
-        priority=_opt_int(block, "priority", where, defaults["priority"]),
+        priority=_priority(block, where, defaults["priority"]),
         tags=tuple(dict.fromkeys(defaults["tags"] + _str_list(block.get("tags", []), f"{where}: tags"))),
     )
 
@@ -289,10 +316,12 @@ def _opt_str(table: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _opt_int(table: Mapping[str, Any], key: str, where: str, default: int) -> int:
-    value = table.get(key, default)
+def _priority(table: Mapping[str, Any], where: str, default: int) -> int:
+    value = table.get("priority", default)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+        raise ConfigError(f"{where}: priority must be an integer, got {value!r}")
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ConfigError(f"{where}: priority {value} is out of range; use {MIN_PRIORITY} to {MAX_PRIORITY}")
     return value
 
 
@@ -339,6 +368,6 @@ def _sets(value: Any, where: str) -> dict[str, tuple[Scalar, ...]]:
 
 
 __all__ = [
-    "DEFAULT_ARCH", "DEFAULT_DATASET", "DEFAULT_LOSS", "Grid", "Planned", "expand", "experiment_name",
+    "DEFAULT_ARCH", "DEFAULT_DATASET", "DEFAULT_LOSS", "Grid", "Planned", "check_sweep_size", "expand", "experiment_name",
     "load_sweep_file", "parse_seeds", "parse_set", "parse_sets", "points", "split_list",
 ]

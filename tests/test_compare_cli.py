@@ -195,7 +195,7 @@ def test_bad_input_is_one_line_and_changes_nothing(db):
 
 def test_nothing_matching_is_an_empty_result_with_a_note(db):
     table = ok(db, "--tag", "nope")
-    assert table.stdout.strip() == "no experiments match (try without --tag/--status, or see 'ganlab queue list')"
+    assert table.stdout.strip().startswith("no experiments match (try without --tag/--status, or see: ganlab queue list --db ")
     js = ok(db, "--tag", "nope", "--json")
     assert json.loads(js.stdout) == [] and "no experiments match" in js.stderr
     cs = ok(db, "--tag", "nope", "--csv")

@@ -51,3 +51,25 @@ def test_every_doc_the_readme_links_exists():
         target = part.split(")", 1)[0]
         if not target.startswith("http"):
             assert (REPO / target).is_file(), target
+
+
+def _all_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    out: list[tuple[tuple[str, ...], click.Command]] = []
+    for name, cmd in sorted(group.commands.items()):
+        out.append(((*path, name), cmd))
+        if isinstance(cmd, click.Group):
+            out += _all_commands(cmd, (*path, name))
+    return out
+
+
+def test_every_option_is_in_the_cli_reference():
+    reference = (REPO / "docs" / "cli.md").read_text()
+    missing = [
+        f"ganlab {' '.join(path)} {opt}"
+        for path, cmd in _all_commands(cli)
+        for param in cmd.params
+        if not getattr(param, "hidden", False)
+        for opt in param.opts
+        if opt.startswith("-") and opt not in ("-h", "--help") and opt not in reference
+    ]
+    assert not missing, f"options not documented in docs/cli.md: {missing}"

@@ -379,7 +379,7 @@ STATE_ERRORS = [
     (["cancel", "1", "--all-queued"], ["give experiment ids or --all-queued"]),
     (["retry", "3"], ["experiment 3 is queued; only failed, diverged, cancelled experiments can be retried"]),
     (["retry", "99"], ["no experiment 99"]),
-    (["rm", "3", "1"], ["experiment 1 is running; cancel it first (ganlab queue cancel 1)"]),
+    (["rm", "3", "1"], ["experiment 1 is running; cancel it first (ganlab queue cancel 1 --db "]),
     (["rm", "98", "99"], ["no experiments 98, 99"]),
     (["priority", "99", "1"], ["no experiment 99"]),
 ]
@@ -406,7 +406,7 @@ EVERY_COMMAND = [["list"], ["show", "1"], ["cancel", "1"], ["cancel", "--all-que
 @pytest.mark.parametrize("args", EVERY_COMMAND, ids=[" ".join(a) for a in EVERY_COMMAND])
 def test_missing_database_is_named_and_not_created(env: Env, args: list[str]) -> None:
     line = one_line_error(env.run(*args), f"no experiments database at {env.db}", "queue something to create it")
-    assert f"ganlab queue --db {env.db} add" in line
+    assert f"ganlab queue add --db {env.db}" in line
     assert not env.db.exists()
 
 

@@ -16,8 +16,9 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.db_cmd import db_option, db_url, open_db
 from ganlab.cli.output import cell, console, print_json
+from ganlab.cli.types import ExperimentId
 from ganlab.compare.select import select_records
 from ganlab.compare.table import (
     RunRow, best_values, flat_metrics, group_seeds, is_reference, metric_names, resolve_columns, sort_rows,
@@ -26,10 +27,11 @@ from ganlab.compare.table import (
 from ganlab.config import ExperimentConfig
 from ganlab.names import printable
 from ganlab.store.models import STATUSES
+from ganlab.store.database import db_hint
 from ganlab.store.storage import ExperimentRecord, Store
 
 BEST_STYLE = "bold green"
-NOTHING_MATCHES = "no experiments match (try without --tag/--status, or see 'ganlab queue list')"
+NOTHING_MATCHES = "no experiments match (try without --tag/--status, or see: ganlab queue list{db})"
 
 
 def record_row(rec: ExperimentRecord, now: datetime | None = None) -> RunRow:
@@ -114,7 +116,7 @@ def _csv_value(value: Any) -> Any:
 
 @click.command("compare")
 @db_option
-@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.argument("ids", nargs=-1, type=ExperimentId)
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only experiments with this tag (repeatable: any of them).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
               help="Only experiments in this status (repeatable; default: all that have started).")
@@ -133,13 +135,13 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    with Store.open(db_url(ctx)) as store:
+    with open_db(ctx, Store, read_only=True) as store:
         rows = load_rows(store, ids, tags, statuses)
     if not rows:
         if as_json:
             print_json([])
         # CSV readers get an empty file; the note goes to stderr so it cannot be parsed as data.
-        click.echo(NOTHING_MATCHES, err=as_json or as_csv)
+        click.echo(NOTHING_MATCHES.format(db=db_hint(db_url(ctx))), err=as_json or as_csv)
         return
     if by_seed:
         rows = group_seeds(rows)

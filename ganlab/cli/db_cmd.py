@@ -6,20 +6,38 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from ganlab.store.database import DB_ENV, display_url, resolve_url, upgrade
+from ganlab.errors import StoreError
+from ganlab.store.database import DB_ENV, check_url, check_writable, display_url, open_engine, resolve_url, upgrade
+from ganlab.store.storage import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S", bound=Store)
 _META_KEY = "ganlab.db_url"
 
 
 def db_option(func: F) -> F:
-    """``--db URL|PATH`` (env GANLAB_DB) for a command group; read it back with :func:`db_url`."""
+    """``--db URL|PATH`` (env GANLAB_DB) for a command or group; read it back with :func:`db_url`.
 
-    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-        url = resolve_url(value)
-        ctx.meta[_META_KEY] = url
-        return url
+    Put it on a group and on each of its commands: ``ganlab queue --db X add``
+    and ``ganlab queue add --db X`` both work, and the one nearest the command
+    wins. The value is checked as it is parsed, before the command runs.
+    """
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is None:
+            return
+        typed = ctx.get_parameter_source(param.name or "db") is ParameterSource.COMMANDLINE
+        if typed and not value.strip():
+            # An unset shell variable ("--db $DB"): the default database is probably not what was meant.
+            raise StoreError("--db is empty; give a file path or a database URL, or leave --db out for ./experiments.db")
+        url = check_url(resolve_url(value))
+        # ctx.meta is shared by the group's and the command's contexts. Only a value typed on
+        # the command line is stored: GANLAB_DB, seen again by the inner option, must not
+        # override an explicit --db given to the group.
+        if typed:
+            ctx.meta[_META_KEY] = url
 
     return click.option(
         "--db",
@@ -34,8 +52,21 @@ def db_option(func: F) -> F:
 
 
 def db_url(ctx: click.Context) -> str:
-    """The database URL chosen by the nearest ``--db`` (or the default)."""
-    return ctx.meta.get(_META_KEY) or resolve_url(None)
+    """The database URL chosen by the nearest ``--db``, else GANLAB_DB, else the default."""
+    return ctx.meta.get(_META_KEY) or check_url(resolve_url(None))
+
+
+def open_db(ctx: click.Context, kind: type[S] = Store, *, read_only: bool = False, create: bool = False) -> S:  # type: ignore[assignment]
+    """Open the chosen database as ``kind`` (Store or Queue).
+
+    ``read_only``: for commands that only read (list, show, status, compare...):
+    they never change the file and still work where it cannot be written (a
+    read-only folder or file, see :func:`ganlab.store.database.open_engine`).
+    """
+    url = db_url(ctx)
+    if not read_only:
+        check_writable(url)
+    return kind(open_engine(url, create=create, read_only=read_only), url)
 
 
 @click.group()
@@ -45,10 +76,12 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@db_option
 @click.pass_context
 def upgrade_cmd(ctx: click.Context) -> None:
-    """Bring the database's schema up to this ganlab's version (one transaction)."""
+    """Check the database and bring its schema up to this ganlab's version (one transaction)."""
     url = db_url(ctx)
+    check_writable(url)
     before, after = upgrade(url)
     if before == after:
         click.echo(f"{display_url(url)} is at schema version {after}: nothing to upgrade")

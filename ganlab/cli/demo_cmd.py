@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from ganlab.cli.compare_cmd import load_rows, render
-from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.db_cmd import db_option, open_db
 from ganlab.cli.worker_cmd import run_worker
 from ganlab.compare.table import metric_names, resolve_columns, sort_rows
 from ganlab.config import Resolver
+from ganlab.limits import MAX_BATCH_SIZE, MAX_STEPS
 from ganlab.store.queue import Queue
 from ganlab.store.storage import NewExperiment
 from ganlab.sweep import split_list
@@ -24,8 +25,8 @@ DEMO_TAG = "demo"
 @db_option
 @click.option("--losses", default="non-saturating,hinge,wgan-gp", show_default=True,
               help="Comma list of losses to compare (each trains dcgan on digits).")
-@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Generator steps per run.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--steps", type=click.IntRange(1, MAX_STEPS), default=600, show_default=True, help="Generator steps per run.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=64, show_default=True, help="Images per batch.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--gpus", default="auto", show_default=True, help="As for 'ganlab worker'.")
 @click.pass_context
@@ -48,7 +49,7 @@ def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, runs_dir:
     for loss in split_list("--losses", losses):
         config = resolver.resolve("dcgan", "digits", loss, sets)
         items.append(NewExperiment(config, name=f"demo-dcgan-{loss}", tags=(DEMO_TAG,)))
-    with Queue.open(db_url(ctx), create=True) as queue:
+    with open_db(ctx, Queue, create=True) as queue:
         result = queue.enqueue(items)
         ids = [i for i, _ in result.queued]
         for skipped in result.skipped:

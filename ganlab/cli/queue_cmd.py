@@ -10,14 +10,16 @@ from typing import Any
 
 import click
 
-from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.db_cmd import db_option, db_url, open_db
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_json, print_table, warn
+from ganlab.cli.types import Count, ExperimentId, Priority
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatabaseMissing
+from ganlab.limits import DB_INT_MAX, DEFAULT_MAX_EXPERIMENTS
 from ganlab.names import check_name, printable
 from ganlab.plugin_files import PluginFile, check_folder, read_source
-from ganlab.store.database import display_url, sqlite_path
+from ganlab.store.database import db_hint, display_url
 from ganlab.store.models import STATUSES
 from ganlab.store.storage import (
     ExperimentRecord,
@@ -30,6 +32,7 @@ from ganlab.store.storage import (
 from ganlab.sweep import Grid, Planned, expand, load_sweep_file, parse_seeds, split_list
 
 ERROR_TAIL_LINES = 20
+RICH_TABLE_ROWS = 1000
 
 
 @click.group()
@@ -38,22 +41,25 @@ def queue() -> None:
     """Queue experiments in the experiment database and manage them."""
 
 
-def _open(ctx: click.Context, *, create: bool = False) -> Store:
-    return Store.open(db_url(ctx), create=create)
+def _open(ctx: click.Context, *, read_only: bool = False) -> Store:
+    return open_db(ctx, Store, read_only=read_only)
 
 
 # ------------------------------------------------------------------------- add
 
 
 @queue.command("add")
+@db_option
 @experiment_options
 @click.option("--name", default=None, help="Name (a sweep appends the varying values); default from the plugins.")
-@click.option("--priority", type=int, default=None, help="Higher runs first (default 0).")
+@click.option("--priority", type=Priority, default=None, help="Higher runs first (default 0).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Label for filtering (list --tag, worker --tag). Repeatable.")
 @click.option("--seeds", default=None, metavar="S,S,...", help="Repeat every experiment with each of these seeds.")
 @click.option("-f", "--file", "sweep_file", default=None, metavar="SWEEP.toml", help="Read a sweep file (see docs/queue.md).")
 @click.option("--dry-run", is_flag=True, help="Print what would be queued; store nothing.")
 @click.option("--allow-duplicates", is_flag=True, help="Queue configs identical to queued, running or succeeded ones.")
+@click.option("--max-experiments", type=Count, default=DEFAULT_MAX_EXPERIMENTS, show_default=True,
+              help="Refuse a sweep of more experiments than this (counted before anything is expanded).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new ids, one per line.")
 @click.pass_context
 def add(
@@ -66,6 +72,7 @@ def add(
     sweep_file: str | None,
     dry_run: bool,
     allow_duplicates: bool,
+    max_experiments: int,
     quiet: bool,
 ) -> None:
     """Queue one experiment or a sweep, validated against the plugins first.
@@ -82,10 +89,9 @@ def add(
     else:
         grids = [experiment.grid(lists=True, seeds=seed_list, name=name, priority=priority or 0, tags=tag_list)]
     registry = ctx.obj.registry()
-    planned = expand(Resolver(registry), grids)
-    url = db_url(ctx)
+    planned = expand(Resolver(registry), grids, max_experiments=max_experiments)
     if dry_run:
-        _dry_run(url, planned, allow_duplicates)
+        _dry_run(ctx, planned, allow_duplicates)
         return
     files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
     items = [
@@ -93,14 +99,15 @@ def add(
                       plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss))
         for p in planned
     ]
-    with Store.open(url, create=True) as store:
+    with open_db(ctx, Store, create=True) as store:
         result = store.enqueue(items, allow_duplicates=allow_duplicates)
         where = store.where
-    for exp_id, exp_name in result.queued:
-        click.echo(str(exp_id) if quiet else f"queued {exp_id}  {exp_name}")
-    for skip in result.skipped:
-        warn(f"skipped {skip.name}: {_duplicate_note(skip.existing_id, skip.existing_status)}; "
-             "--allow-duplicates queues it anyway")
+    # One write per stream, not one per line: a 100,000-experiment sweep prints 100,000 lines.
+    if result.queued:
+        click.echo("\n".join(str(i) if quiet else f"queued {i}  {n}" for i, n in result.queued))
+    if result.skipped:
+        click.echo("\n".join(f"warning: skipped {skip.name}: {_duplicate_note(skip.existing_id, skip.existing_status)}; "
+                             "--allow-duplicates queues it anyway" for skip in result.skipped), err=True)
     if not quiet:
         extra = f", {len(result.skipped)} skipped as duplicates" if result.skipped else ""
         click.echo(f"{len(result.queued)} experiment(s) queued in {where}{extra}")
@@ -140,12 +147,26 @@ def _duplicate_note(existing_id: int | None, status: str | None) -> str:
     return f"same config as experiment {existing_id} ({status})"
 
 
-def _dry_run(url: str, planned: list[Planned], allow_duplicates: bool) -> None:
+def _print_plan(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """The dry run's table; past :data:`RICH_TABLE_ROWS` rows, plain aligned columns.
+
+    A rich table measures every cell: 100,000 rows took about a minute; plain
+    columns take well under a second and still read (and grep) row by row.
+    """
+    if len(rows) <= RICH_TABLE_ROWS:
+        print_table(columns, rows)
+        return
+    cells = [columns, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells))
+
+
+def _dry_run(ctx: click.Context, planned: list[Planned], allow_duplicates: bool) -> None:
+    url = db_url(ctx)
     existing: dict[str, tuple[int, str]] = {}
-    path = sqlite_path(url)
-    if not allow_duplicates and (path is None or path.exists()):
+    if not allow_duplicates:
         try:
-            with Store.open(url) as store:
+            with open_db(ctx, Store, read_only=True) as store:
                 existing = store.duplicates(p.config.hash for p in planned)
         except DatabaseMissing:
             pass  # nothing queued yet, so nothing can be a duplicate
@@ -164,7 +185,7 @@ def _dry_run(url: str, planned: list[Planned], allow_duplicates: bool) -> None:
         point = " ".join(f"{k.rpartition('.')[2]}={v}" for k, v in plan.point.items() if k not in ("arch", "dataset", "loss"))
         rows.append((i, plan.name, plan.config.architecture, plan.config.dataset, plan.config.loss, point,
                      plan.priority, ",".join(plan.tags), note))
-    print_table(["#", "name", "arch", "dataset", "loss", "settings", "priority", "tags", "note"], rows)
+    _print_plan(["#", "name", "arch", "dataset", "loss", "settings", "priority", "tags", "note"], rows)
     extra = f" ({skipped} skipped as duplicates)" if skipped else ""
     click.echo(f"dry run: would queue {len(planned) - skipped} experiment(s){extra} in {display_url(url)}; nothing stored")
 
@@ -199,16 +220,17 @@ def _status(row: ExperimentSummary | ExperimentRecord) -> str:
 
 
 @queue.command("list")
+@db_option
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only this status. Repeatable.")
 @click.option("--tag", "tags", multiple=True, help="Only experiments with this tag (any of several). Repeatable.")
 @click.option("--arch", default=None, help="Only this architecture.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Newest N (0: all).")
+@click.option("--limit", type=click.IntRange(0, DB_INT_MAX), default=50, show_default=True, help="Newest N (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_cmd(ctx: click.Context, statuses: tuple[str, ...], tags: tuple[str, ...], arch: str | None,
              limit: int, as_json: bool) -> None:
     """List experiments, oldest first: id, name, plugins, status, progress, age."""
-    with _open(ctx) as store:
+    with _open(ctx, read_only=True) as store:
         rows = store.list_experiments(statuses=statuses, tags=tags, architecture=arch,
                                       limit=limit + 1 if limit else None)
     more = bool(limit) and len(rows) > limit
@@ -231,12 +253,13 @@ def list_cmd(ctx: click.Context, statuses: tuple[str, ...], tags: tuple[str, ...
 
 
 @queue.command("show")
-@click.argument("exp_id", metavar="ID", type=int)
+@db_option
+@click.argument("exp_id", metavar="ID", type=ExperimentId)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
 @click.pass_context
 def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     """Show one experiment: status, claim, progress, metrics, run dir, config and error."""
-    with _open(ctx) as store:
+    with _open(ctx, read_only=True) as store:
         rec = store.get(exp_id)
     if as_json:
         print_json(rec.to_dict())
@@ -304,13 +327,14 @@ def _plugin_files(rec: ExperimentRecord) -> None:
 
 
 @queue.command("cancel")
-@click.argument("ids", metavar="ID...", nargs=-1, type=int)
+@db_option
+@click.argument("ids", metavar="ID...", nargs=-1, type=ExperimentId)
 @click.option("--all-queued", is_flag=True, help="Cancel every queued experiment.")
 @click.pass_context
 def cancel(ctx: click.Context, ids: tuple[int, ...], all_queued: bool) -> None:
     """Cancel experiments: a queued one at once, a running one when its worker next heartbeats."""
     if bool(ids) == all_queued:
-        raise ConfigError("give experiment ids or --all-queued (not both); see 'ganlab queue list'")
+        raise ConfigError(f"give experiment ids or --all-queued (not both); see: ganlab queue list{db_hint(db_url(ctx))}")
     with _open(ctx) as store:
         if all_queued:
             cancelled = store.cancel_all_queued()
@@ -323,7 +347,8 @@ def cancel(ctx: click.Context, ids: tuple[int, ...], all_queued: bool) -> None:
 
 
 @queue.command("retry")
-@click.argument("ids", metavar="ID...", nargs=-1, type=int, required=True)
+@db_option
+@click.argument("ids", metavar="ID...", nargs=-1, type=ExperimentId, required=True)
 @click.option("--rehash-plugins", is_flag=True,
               help="Record the current SHA-256 of the experiments' local plugin files (once you have checked a change).")
 @click.pass_context
@@ -364,7 +389,8 @@ def _rehash(records: list[ExperimentRecord]) -> tuple[dict[int, list[PluginFile]
 
 
 @queue.command("rm")
-@click.argument("ids", metavar="ID...", nargs=-1, type=int, required=True)
+@db_option
+@click.argument("ids", metavar="ID...", nargs=-1, type=ExperimentId, required=True)
 @click.pass_context
 def rm(ctx: click.Context, ids: tuple[int, ...]) -> None:
     """Delete experiments that are not running (their run directories stay on disk)."""
@@ -374,8 +400,9 @@ def rm(ctx: click.Context, ids: tuple[int, ...]) -> None:
 
 
 @queue.command("priority")
-@click.argument("exp_id", metavar="ID", type=int)
-@click.argument("priority", metavar="N", type=int)
+@db_option
+@click.argument("exp_id", metavar="ID", type=ExperimentId)
+@click.argument("priority", metavar="N", type=Priority)
 @click.pass_context
 def priority_cmd(ctx: click.Context, exp_id: int, priority: int) -> None:
     """Set an experiment's priority (higher is claimed first; use -- before a negative N)."""

@@ -8,12 +8,14 @@ from types import FrameType
 
 import click
 
-from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.db_cmd import db_option, db_url, open_db
 from ganlab.cli.output import warn
+from ganlab.cli.types import ExperimentId
 from ganlab.compare.launcher import TensorBoard, check_port_free, free_port, link_subset, start_tensorboard
 from ganlab.compare.select import select_records
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.store.models import STATUSES
+from ganlab.store.database import db_hint
 from ganlab.store.storage import Store
 
 
@@ -23,7 +25,7 @@ from ganlab.store.storage import Store
               help="The runs root (used when no --id/--tag/--status narrows it).")
 @click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS", help="Address to bind; 0.0.0.0 exposes it to the network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, metavar="PORT", help="Port (default: a free one).")
-@click.option("--id", "ids", type=click.IntRange(min=1), multiple=True, metavar="ID", help="Only this experiment (repeatable).")
+@click.option("--id", "ids", type=ExperimentId, multiple=True, metavar="ID", help="Only this experiment (repeatable).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only experiments with this tag (repeatable: any of them).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
               help="Only experiments in this status (repeatable).")
@@ -38,7 +40,7 @@ def tensorboard(ctx: click.Context, runs_dir: str, host: str, port: int | None, 
     """
     subset = None
     if ids or tags or statuses:
-        subset = _selected_runs(db_url(ctx), ids, tags, statuses)
+        subset = _selected_runs(ctx, ids, tags, statuses)
     else:
         logdir = Path(runs_dir)
         if not logdir.is_dir():
@@ -78,9 +80,10 @@ def _serve(server: TensorBoard) -> None:
     raise GanlabError(f"TensorBoard exited with code {code}: {why}")
 
 
-def _selected_runs(url: str, ids: tuple[int, ...], tags: tuple[str, ...], statuses: tuple[str, ...]) -> dict[str, Path]:
+def _selected_runs(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...],
+                   statuses: tuple[str, ...]) -> dict[str, Path]:
     """Run name -> run directory of each chosen experiment that has one on this machine."""
-    with Store.open(url) as store:
+    with open_db(ctx, Store, read_only=True) as store:
         # Queued experiments are included only on request (they have no run dir until claimed).
         records = select_records(store, ids, tags, statuses, default_statuses=[s for s in STATUSES if s != "queued"])
     running = [r for r in records if r.status == "running"]
@@ -95,5 +98,6 @@ def _selected_runs(url: str, ids: tuple[int, ...], tags: tuple[str, ...], status
         elif r.run_dir:
             warn(f"#{r.id} {r.name}: run dir {r.run_dir} is not on this machine (it ran on {r.run_host or 'another host'})")
     if not runs:
-        raise ConfigError("no run directories match; check 'ganlab queue list' (queued experiments have none yet)")
+        raise ConfigError("no run directories match (queued experiments have none yet); "
+                          f"see: ganlab queue list{db_hint(db_url(ctx))}")
     return runs

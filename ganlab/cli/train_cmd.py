@@ -18,6 +18,7 @@ from rich.markup import escape
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options, single_config
 from ganlab.config import ExperimentConfig, Resolver
 from ganlab.errors import ConfigError
+from ganlab.limits import DB_INT_MAX
 from ganlab.names import check_name, printable
 from ganlab.registry import Registry
 from ganlab.training.backend import activate_backend, prefer_backend
@@ -41,7 +42,7 @@ RUN_DIR_WAIT_S = 120.0
 @click.option("--config-file", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Run an already resolved config (JSON, as saved in a run's config.json) instead of the options.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display; print only the result.")
-@click.option("--report-fd", "report_fd", type=int, default=None, hidden=True,
+@click.option("--report-fd", "report_fd", type=click.IntRange(0, DB_INT_MAX), default=None, hidden=True,
               help="File descriptor for JSON-lines progress events (used by the worker).")
 @click.pass_context
 def train(

@@ -9,21 +9,17 @@ from pathlib import Path
 
 import click
 
-from ganlab.cli.db_cmd import db_option, db_url
+from ganlab.cli.db_cmd import db_option, open_db
 from ganlab.cli.output import print_json, print_table
+from ganlab.cli.types import Count, ExperimentId, Seconds
 from ganlab.errors import ConfigError, GanlabError
+from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
 from ganlab.store.storage import utcnow
 from ganlab.worker.child import LOG_NAME
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.gpus import parse_gpus
 from ganlab.worker.loop import Worker, WorkerOptions
-
-
-def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be > 0, got {value}")
-    return value
 
 
 @click.command("worker")
@@ -33,13 +29,13 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Where new run directories are created.")
 @click.option("--until-empty", is_flag=True, help="Exit 0 once nothing is queued or running.")
-@click.option("--max-experiments", type=int, default=None, callback=_positive, help="Start at most N experiments, then exit.")
-@click.option("--poll", "poll_s", type=float, default=5.0, show_default=True, callback=_positive,
-              help="Seconds between looks at an empty queue.")
-@click.option("--lease", "lease_s", type=float, default=60.0, show_default=True, callback=_positive,
-              help="Lease length in seconds; renewed every third of it.")
+@click.option("--max-experiments", type=Count, default=None, help="Start at most N experiments, then exit.")
+@click.option("--poll", "poll_s", type=Seconds(MAX_POLL_S), default=5.0, show_default=True,
+              help=f"Seconds between looks at an empty queue (at most {MAX_POLL_S:g}).")
+@click.option("--lease", "lease_s", type=Seconds(MAX_LEASE_S), default=60.0, show_default=True,
+              help=f"Lease length in seconds, at most {MAX_LEASE_S:g}; renewed every third of it.")
 @click.option("--tag", "tags", multiple=True, help="Only take experiments with this tag (repeatable: any of them).")
-@click.option("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS, show_default=True, callback=_positive,
+@click.option("--max-attempts", type=Count, default=DEFAULT_MAX_ATTEMPTS, show_default=True,
               help="Claims per experiment before a crashing one is marked failed.")
 @click.option("--prestart/--no-prestart", default=True, show_default=True,
               help="Start each slot's (GPU's, or the CPU's) next process while one trains, and hand it the "
@@ -62,7 +58,7 @@ def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_
         max_attempts=int(max_attempts), max_experiments=max_experiments, until_empty=until_empty,
         plugins_dir=ctx.obj.worker_plugins_dir(local=not no_local_plugins), prestart=prestart,
     )
-    with Queue.open(db_url(ctx)) as queue:
+    with open_db(ctx, Queue) as queue:
         run_worker(queue, options, quiet=quiet)
 
 
@@ -90,7 +86,7 @@ def _ago(when: datetime | None) -> str:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, all_workers: bool) -> None:
     """Workers, running experiments with their progress, and the queue's counts by status."""
-    with Queue.open(db_url(ctx)) as queue:
+    with open_db(ctx, Queue, read_only=True) as queue:
         workers = queue.list_workers(include_stopped=all_workers)
         running = queue.list_experiments(statuses=["running"])
         counts = queue.count_by_status()
@@ -116,14 +112,13 @@ def status(ctx: click.Context, as_json: bool, all_workers: bool) -> None:
 
 @click.command("logs")
 @db_option
-@click.argument("exp_id", type=int)
+@click.argument("exp_id", type=ExperimentId)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the experiment ends (Ctrl-C to leave).")
-@click.option("-n", "--lines", type=int, default=None, help="Only the last N lines.")
+@click.option("-n", "--lines", type=Count, default=None, help="Only the last N lines (N >= 1).")
 @click.pass_context
 def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None) -> None:
     """Show the training log (stdout and stderr) of experiment EXP_ID."""
-    url = db_url(ctx)
-    with Queue.open(url) as queue:
+    with open_db(ctx, Queue, read_only=True) as queue:
         record = queue.get(exp_id)
     if not record.run_dir:
         raise ConfigError(f"experiment {exp_id} has not started yet (status {record.status}); it has no log")
@@ -144,7 +139,7 @@ def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None) -> No
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
                 continue
-            with Queue.open(url) as queue:
+            with open_db(ctx, Queue, read_only=True) as queue:
                 if queue.get(exp_id).status != "running":
                     return
             time.sleep(1.0)

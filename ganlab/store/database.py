@@ -9,15 +9,18 @@ compare) open the database through :func:`open_engine` the same way.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shlex
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 try:
     import fcntl
@@ -45,9 +48,10 @@ _PG_CREATE_LOCK = 0x67616E6C  # advisory-lock key serialising schema creation on
 def resolve_url(db: str | None = None) -> str:
     """The database URL: ``db`` (``--db``), else ``$GANLAB_DB``, else ``sqlite:///experiments.db``.
 
-    A value without ``://`` is a file path and means SQLite.
+    A value without ``://`` is a file path and means SQLite. Blank values count
+    as not given; see :func:`check_url` for what is refused.
     """
-    value = (db or os.environ.get(DB_ENV) or DEFAULT_URL).strip()
+    value = (db or "").strip() or (os.environ.get(DB_ENV) or "").strip() or DEFAULT_URL
     if "://" not in value:
         return f"sqlite:///{value}"
     return value
@@ -56,7 +60,7 @@ def resolve_url(db: str | None = None) -> str:
 def parse_url(url: str) -> URL:
     try:
         return make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number, an unclosed [IPv6 address
         raise StoreError(
             f"--db {masked_url(url)!r} is not a database URL; give a file path, sqlite:///FILE or "
             "postgresql+psycopg://USER@HOST/DB"
@@ -72,6 +76,36 @@ def masked_url(url: str) -> str:
     return _PASSWORD.sub(lambda m: f"{m['head']}:***@", url, count=1)
 
 
+def check_url(url: str) -> str:
+    """``url`` if it names a database ganlab can keep experiments in; StoreError (one line) otherwise.
+
+    Refuses what cannot be parsed, control characters (they would split the
+    one-line messages that name the database) and in-memory SQLite databases,
+    which would report success and throw the experiments away on exit.
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        # Not echoed: the value may hold a password, and it cannot be parsed to mask one.
+        raise StoreError("--db contains a control character (a newline, tab or escape); give a file path or a database URL")
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite" and _in_memory(parsed):
+        raise StoreError(
+            f"--db {url} is an in-memory SQLite database: whatever is queued would vanish when the command "
+            "ends; give a file path, e.g. --db experiments.db"
+        )
+    return url
+
+
+def _in_memory(parsed: URL) -> bool:
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return True
+    if not database.startswith("file:"):
+        return False
+    name, _, query = database[len("file:"):].partition("?")
+    modes = set(parse_qs(query).get("mode", [])) | {str(parsed.query.get("mode", ""))}
+    return name in ("", ":memory:") or "memory" in modes
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind an SQLite URL, or None (another dialect, or in memory)."""
     parsed = parse_url(url)
@@ -83,6 +117,20 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
+def _exists(path: Path, url: str) -> bool:
+    """Whether the database file exists; StoreError (one line) for a path the system cannot even look up."""
+    try:
+        return path.exists()
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            raise StoreError(
+                f"--db path is too long ({len(str(path))} characters; the system allows 4096, and 255 per name); "
+                "give a shorter path"
+            ) from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreError(f"cannot use --db {display_url(url)}: {why}") from None
+
+
 def display_url(url: str) -> str:
     """How messages name the database: the file for SQLite, the URL without password otherwise."""
     path = sqlite_path(url)
@@ -92,17 +140,24 @@ def display_url(url: str) -> str:
 
 
 def db_hint(url: str) -> str:
-    """``--db X`` to repeat in a suggested command, empty for the default database."""
-    return "" if url == DEFAULT_URL else f" --db {display_url(url)}"
+    """``--db X`` to repeat in a suggested command (quoted for a shell), empty for the default database."""
+    return "" if url == DEFAULT_URL else f" --db {shlex.quote(display_url(url))}"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the project's connection set-up; connects lazily."""
+def make_engine(url: str, *, read_only: bool = False, sqlite_open: str = "") -> Engine:
+    """An engine with the project's connection set-up; connects lazily.
+
+    ``read_only``: never change the file's set-up (see :func:`open_engine`).
+    ``sqlite_open``: ``"ro"`` or ``"immutable"`` opens an SQLite file through a
+    URI in that mode, for a database this user cannot write.
+    """
     parsed = parse_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
+            if sqlite_open:
+                parsed = _read_only_uri(parsed, immutable=sqlite_open == "immutable")
             engine = create_engine(parsed, json_serializer=json_dumps, connect_args={"timeout": BUSY_TIMEOUT_S})
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, read_only=read_only)
         elif parsed.get_backend_name() == "postgresql":
             # UTC sessions: timestamps come back in UTC whatever the server's time zone.
             engine = create_engine(
@@ -121,6 +176,15 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _read_only_uri(parsed: URL, *, immutable: bool) -> URL:
+    """The SQLite URI that opens ``parsed``'s file read-only (``immutable``: also without the -shm/-wal files)."""
+    path = os.path.abspath(parsed.database or "")
+    query = {"mode": "ro", "uri": "true"}
+    if immutable:
+        query["immutable"] = "1"
+    return URL.create("sqlite", database="file:" + quote(path, safe="/"), query=query)
+
+
 class JSONText(str):
     """A JSON document its owner has already serialised; JSON columns store it as is.
 
@@ -134,7 +198,7 @@ def json_dumps(value: Any) -> str:
     return str(value) if isinstance(value, JSONText) else json.dumps(value)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # SQLAlchemy, not the sqlite3 module, emits BEGIN (see _on_begin).
@@ -143,8 +207,9 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # WAL lets readers (list, status) run while a worker writes. Setting it
-            # takes a lock, so only the first connection to a new file does so.
-            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            # takes a lock, so only the first connection to a new file does so; a
+            # read-only command leaves the file as it found it.
+            if not read_only and cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 cur.execute("PRAGMA journal_mode = WAL")
             # NORMAL is durable across process crashes in WAL mode; only a power cut
             # can lose the last commits, and it avoids an fsync on every heartbeat.
@@ -172,11 +237,16 @@ class WriteGate:
     CPU so that waiter gets it before the releaser's own next write. SQLite's
     own locking still guarantees correctness (other tools, a folder where the
     lock file cannot be created); the gate only removes the idle waiting.
+
+    The lock file belongs to the database once a write has gone through; a
+    write that is refused (an unknown id, a lifecycle rule) removes the lock
+    file it created itself, so a rejected command leaves the folder as it was.
     """
 
     def __init__(self, db_path: Path | None) -> None:
         self._path = Path(f"{db_path}-lock") if db_path is not None and fcntl is not None else None
         self._fd: int | None = None
+        self._created = False  # this process created the lock file and no write has gone through yet
         self._local = threading.RLock()
         self._depth = 0
 
@@ -187,12 +257,23 @@ class WriteGate:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             self._depth += 1
+            failed = True
             try:
                 yield
+                failed = False
             finally:
                 self._depth -= 1
                 if fd is not None:
+                    # Unlinking while holding the lock is safe: a process that opened the file
+                    # meanwhile locks an orphan inode, and SQLite's own lock still orders it.
+                    discard = failed and self._created
+                    if discard:
+                        self._unlink()
+                    self._created = False
                     fcntl.flock(fd, fcntl.LOCK_UN)
+                    if discard:
+                        os.close(fd)
+                        self._fd = None  # the next write opens (and creates) the lock file afresh
                     # Let a woken waiter run before this process comes back for its next write:
                     # otherwise the releaser, still on the CPU, usually re-takes the lock first,
                     # and on a busy host some claims wait behind many others (benchmark p99: 24 -> 12-15 ms).
@@ -203,11 +284,22 @@ class WriteGate:
             return None
         if self._fd is None:
             try:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                    self._created = True
+                except FileExistsError:
+                    self._fd = os.open(self._path, os.O_RDWR)
             except OSError:
                 self._path = None  # read-only folder: rely on SQLite's busy handler
                 return None
         return self._fd
+
+    def _unlink(self) -> None:
+        try:
+            if self._path is not None:
+                self._path.unlink()
+        except OSError:
+            pass  # gone already, or the folder turned read-only: an empty lock file is harmless
 
     def close(self) -> None:
         if self._fd is not None:
@@ -221,27 +313,40 @@ def translate_error(exc: DBAPIError, url: str) -> StoreError:
     orig = getattr(exc, "orig", None) or exc
     first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
     low = first.lower()
-    if "file is not a database" in low or "file is encrypted" in low or "malformed" in low:
+    if "file is not a database" in low or "file is encrypted" in low:
         return StoreError(
             f"{where} is not an SQLite database ({first}); point --db at an experiments database, "
             "or move the file away and queue something to start a new one"
         )
+    if "malformed" in low:
+        return StoreError(damaged_message(url, first))
     if "database is locked" in low or "database is busy" in low:
         return StoreError(
             f"{where} stayed locked by another process for {BUSY_TIMEOUT_S:g}s; check for a hung ganlab process "
             "and try again"
         )
-    if "unable to open database" in low or "readonly database" in low or "read-only" in low:
+    if _cannot_write(low):
         return StoreError(f"cannot write {where} ({first}); check the path and its permissions")
     if exc.connection_invalidated or "connection" in low or "could not" in low:
         return DatabaseUnreachable(f"cannot reach database {where} ({first}); check the server is running and --db/{DB_ENV}")
     return StoreError(f"database error on {where}: {first}")
 
 
+def _cannot_write(message: str) -> bool:
+    low = message.lower()
+    return "unable to open database" in low or "readonly database" in low or "read-only" in low
+
+
+def damaged_message(url: str, detail: str) -> str:
+    path = sqlite_path(url)
+    rescue = f", or save what is readable with: sqlite3 {shlex.quote(str(path))} .recover" if path is not None else ""
+    return f"{display_url(url)} is damaged ({detail}); nothing was changed; restore it from a backup{rescue}"
+
+
 def missing_message(url: str, detail: str) -> str:
     return (
         f"no experiments database at {display_url(url)} ({detail}); queue something to create it: "
-        f"ganlab queue{db_hint(url)} add --arch ... (or point --db/{DB_ENV} at an existing one)"
+        f"ganlab queue add{db_hint(url)} (or point --db/{DB_ENV} at an existing one)"
     )
 
 
@@ -249,48 +354,125 @@ def open_engine(
     url: str,
     *,
     create: bool = False,
+    read_only: bool = False,
     expected_version: int = SCHEMA_VERSION,
 ) -> Engine:
     """Connect and check the schema version; create the tables if ``create`` and the database is empty.
 
+    ``read_only`` (commands that only read): the file is never changed, and an
+    SQLite file this user cannot write (its folder or the file read-only) is
+    still read: through SQLite's ``immutable`` mode, which needs no -shm file,
+    when no -wal file holds changes; else through ``mode=ro``, which reads the
+    live database through the -shm file its writer keeps.
+
     Raises StoreError for a missing (when not ``create``), corrupt or foreign
     database, and SchemaMismatch naming the fix for another schema version.
     """
+    check_url(url)
     path = sqlite_path(url)
-    if path is not None and not path.exists():
+    if path is not None and not _exists(path, url):
         if not create:
             raise DatabaseMissing(missing_message(url, "no such file"))
         if not path.parent.is_dir():
             raise StoreError(f"cannot create {path}: folder {path.parent} does not exist; create it first")
-    engine = make_engine(url)
+    if read_only and path is not None and not _writable(path):
+        engine, version = _open_unwritable(url, path, expected_version)
+        return _checked(engine, url, version, expected_version)
+    engine = make_engine(url, read_only=read_only)
     try:
-        with engine.connect().execution_options(**{WRITE_OPTION: create}) as conn, conn.begin():
-            if create and conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CREATE_LOCK})
-            version = read_version(conn)
-            if version is None:
-                if not create:
-                    raise DatabaseMissing(missing_message(url, "the database has no ganlab tables yet"))
-                Base.metadata.create_all(conn)
-                conn.execute(
-                    SchemaVersion.__table__.insert().values(
-                        version=expected_version, description="initial schema", applied_at=datetime.now(timezone.utc)
-                    )
-                )
-                version = expected_version
+        version = _schema_version(engine, url, create=create, expected_version=expected_version)
     except DBAPIError as exc:
         engine.dispose()
-        raise translate_error(exc, url) from exc
+        if not (read_only and path is not None and _cannot_write(str(exc.orig))):
+            raise translate_error(exc, url) from exc
+        # os.access can say yes where writing fails (a read-only mount seen as root, ACLs).
+        engine, version = _open_unwritable(url, path, expected_version)
     except BaseException:
         engine.dispose()
         raise
+    return _checked(engine, url, version, expected_version)
+
+
+def _checked(engine: Engine, url: str, version: int, expected_version: int) -> Engine:
     if version != expected_version:
         engine.dispose()
         raise mismatch(url, version, expected_version)
     return engine
 
 
-def read_version(conn: Connection) -> int | None:
+def check_writable(url: str) -> None:
+    """StoreError (one line) if this user cannot write the SQLite file ``url`` names, or create it.
+
+    For commands that write: refused before SQLite tries, a write leaves
+    -wal/-shm files behind even when it fails.
+    """
+    path = sqlite_path(check_url(url))
+    if path is None or not _exists(path, url) and not path.parent.is_dir():
+        return  # not SQLite, or open_engine names the missing folder
+    part = _unwritable_part(path)
+    if part is not None:
+        raise StoreError(f"cannot write {display_url(url)}: {part} is read-only for you; check the path and its permissions")
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user may write the file (if it exists) and create its -wal/-shm files beside it."""
+    return _unwritable_part(path) is None
+
+
+def _unwritable_part(path: Path) -> str | None:
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent}"
+    return None
+
+
+def _schema_version(engine: Engine, url: str, *, create: bool, expected_version: int) -> int:
+    with engine.connect().execution_options(**{WRITE_OPTION: create}) as conn, conn.begin():
+        if create and conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CREATE_LOCK})
+        version = read_version(conn, url)
+        if version is None:
+            if not create:
+                raise DatabaseMissing(missing_message(url, "the database has no ganlab tables yet"))
+            Base.metadata.create_all(conn)
+            conn.execute(
+                SchemaVersion.__table__.insert().values(
+                    version=expected_version, description="initial schema", applied_at=datetime.now(timezone.utc)
+                )
+            )
+            version = expected_version
+    return version
+
+
+def _open_unwritable(url: str, path: Path, expected_version: int) -> tuple[Engine, int]:
+    """Open an SQLite file this user may read but not write; see :func:`open_engine`."""
+    wal = Path(f"{path}-wal")
+    try:
+        pending = wal.exists() and wal.stat().st_size > 0
+    except OSError:
+        pending = True
+    # immutable reads the main file alone, creating nothing: right while no -wal holds newer
+    # commits. With one, mode=ro reads them through the -shm index that its writer keeps.
+    engine = make_engine(url, read_only=True, sqlite_open="ro" if pending else "immutable")
+    try:
+        return engine, _schema_version(engine, url, create=False, expected_version=expected_version)
+    except DBAPIError as exc:
+        engine.dispose()
+        if not _cannot_write(str(exc.orig)):
+            raise translate_error(exc, url) from exc
+        first = (str(exc.orig).strip().splitlines() or ["read-only"])[0]
+        raise StoreError(
+            f"cannot read {display_url(url)} ({first}): it is not writable for you and {wal.name} holds changes "
+            "not yet written into it; try again once no worker has it open, or ask its owner to make the "
+            "folder writable for you"
+        ) from None
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def read_version(conn: Connection, url: str | None = None) -> int | None:
     """The schema version recorded in the database; None when it has no tables at all.
 
     Raises StoreError for a database holding other tables but no ganlab schema.
@@ -299,8 +481,9 @@ def read_version(conn: Connection) -> int | None:
     if SchemaVersion.__tablename__ not in names:
         if names:
             shown = ", ".join(sorted(names)[:5])
+            where = display_url(url) if url is not None else display_url(str(conn.engine.url))
             raise StoreError(
-                f"{display_url(str(conn.engine.url))} is not a ganlab experiments database (it has tables {shown}); "
+                f"{where} is not a ganlab experiments database (it has tables {shown}); "
                 f"point --db/{DB_ENV} at another file"
             )
         return None
@@ -320,20 +503,38 @@ def mismatch(url: str, found: int, expected: int) -> SchemaMismatch:
     )
 
 
+def check_integrity(conn: Connection, url: str) -> None:
+    """StoreError naming the first problem if SQLite's ``quick_check`` finds the file damaged (no-op elsewhere)."""
+    if conn.dialect.name != "sqlite":
+        return
+    # A row can span lines ("*** in database main ***\nPage 5: ..."): one line per problem.
+    problems = [" ".join(str(row[0]).replace("*** in database main ***", "").split())
+                for row in conn.exec_driver_sql("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        raise StoreError(damaged_message(url, f"quick_check: {problems[0]}{more}"))
+
+
 def upgrade(
     url: str,
     *,
     migrations: tuple[Migration, ...] = MIGRATIONS,
     target: int = SCHEMA_VERSION,
 ) -> tuple[int, int]:
-    """Apply the pending migrations in one transaction; return (version before, version after)."""
+    """Check the file, then apply the pending migrations in one transaction; return (version before, after).
+
+    A damaged SQLite file is refused: migrating it could spread the damage,
+    and "nothing to upgrade" would wrongly vouch for it.
+    """
+    check_url(url)
     path = sqlite_path(url)
-    if path is not None and not path.exists():
+    if path is not None and not _exists(path, url):
         raise DatabaseMissing(missing_message(url, "no such file, nothing to upgrade"))
     engine = make_engine(url)
     try:
         with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
-            before = read_version(conn)
+            check_integrity(conn, url)
+            before = read_version(conn, url)
             if before is None:
                 raise DatabaseMissing(missing_message(url, "the database has no ganlab tables, nothing to upgrade"))
             if before > target:

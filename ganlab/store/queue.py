@@ -45,6 +45,7 @@ from sqlalchemy import Engine, Select, Update, bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from ganlab.errors import IllegalTransition, LeaseLost
+from ganlab.store.database import db_hint
 from ganlab.store.models import Experiment, ExperimentTag, UTCDateTime
 from ganlab.store.storage import (
     FINAL_STATUSES,
@@ -264,8 +265,8 @@ class Queue(Store):
             if attempts is not None and attempts >= max_attempts:
                 self._fenced_update(conn, exp_id, token, {
                     "status": "failed", "finished_at": utcnow(), "lease_expires_at": None,
-                    "error": f"{reason} (attempt {attempts} of {max_attempts}; 'ganlab queue retry {exp_id}' "
-                             f"to try again)\n{detail}".rstrip(),
+                    "error": f"{reason} (attempt {attempts} of {max_attempts}; to try again: "
+                             f"ganlab queue retry {exp_id}{db_hint(self.url)})\n{detail}".rstrip(),
                 })
                 return "failed"
             self._fenced_update(conn, exp_id, token, {
@@ -309,7 +310,7 @@ class Queue(Store):
                 elif r.attempts >= max_attempts:
                     status = "failed"
                     reason = (f"{who} stopped heartbeating ({lapse}) on attempt {r.attempts} of {max_attempts}; "
-                              f"'ganlab queue retry {r.id}' to try again")
+                              f"to try again: ganlab queue retry {r.id}{db_hint(self.url)}")
                     values = {"finished_at": now, "error": reason}
                 else:
                     status = "queued"

