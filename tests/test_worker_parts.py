@@ -17,8 +17,10 @@ def test_gpu_specs(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     assert visible_gpus() == ["2", "5"]
     assert parse_gpus("auto") == ["2", "5"]
-    assert parse_gpus("0,1") == ["0", "1"]
+    assert parse_gpus("5,2") == ["5", "2"]
     assert parse_gpus("none") == [None]
+    with pytest.raises(ConfigError, match=r"--gpus '0,1': GPU 0 is not visible to this worker \(visible: 2,5\)"):
+        parse_gpus("0,1")  # the scheduler handed this worker GPUs 2 and 5 only
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert parse_gpus("auto") == [None]  # no GPU: one CPU slot
 
@@ -26,8 +28,10 @@ def test_gpu_specs(monkeypatch):
 @pytest.mark.parametrize("spec, message", [
     ("gpu0", "--gpus 'gpu0' is not valid; use auto, none, or GPU ids like 0,1"),
     ("0,0", "--gpus '0,0' names a GPU twice; list each id once"),
+    ("100000000000000000000", r"GPU 100000000000000000000 is not visible to this worker \(visible: 0,1\)"),
 ])
-def test_bad_gpu_specs(spec, message):
+def test_bad_gpu_specs(spec, message, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     with pytest.raises(ConfigError, match=message):
         parse_gpus(spec)
 

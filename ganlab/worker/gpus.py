@@ -46,4 +46,12 @@ def parse_gpus(spec: str) -> list[str | None]:
         raise ConfigError(f"--gpus {spec!r} is not valid; use auto, none, or GPU ids like 0,1")
     if len(set(ids)) != len(ids):
         raise ConfigError(f"--gpus {spec!r} names a GPU twice; list each id once")
+    # A child is pinned with CUDA_VISIBLE_DEVICES=<id>: an id this process cannot see would
+    # either train on the CPU in silence or take a GPU a cluster scheduler gave to someone else.
+    visible = visible_gpus()
+    unknown = [g for g in ids if g not in visible]
+    if unknown:
+        shown = ",".join(visible) if visible else "none"
+        raise ConfigError(f"--gpus {spec!r}: GPU {unknown[0]} is not visible to this worker (visible: {shown}); "
+                          "use --gpus auto, none, or ids from that list")
     return list(ids)
