@@ -23,17 +23,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from _store_db import db_url  # noqa: F401  (fixture: sqlite, and postgresql when a server is up)
 from click.testing import CliRunner, Result
 
 from ganlab.cli import cli
 from ganlab.config import Resolver
 from ganlab.registry import load_plugins
-from ganlab.store import NewExperiment, Queue, Store
-from ganlab.store import database
+from ganlab.store import NewExperiment, Queue, Store, database
 from ganlab.store.migrations import Migration
 from ganlab.worker.child import LOG_NAME
-
-from _store_db import db_url  # noqa: F401  (fixture: sqlite, and postgresql when a server is up)
 
 DB_INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; the bound ganlab.limits sets for ids, steps, priorities
 BIG = str(10**20)  # past SQLite's 64-bit integers: an OverflowError in the driver
@@ -256,7 +254,7 @@ def _limited_memory() -> None:
 
 
 def _ganlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ganlab", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ganlab", *args], cwd=cwd, capture_output=True, text=True, check=False,
                           preexec_fn=_limited_memory, timeout=600)
 
 
@@ -337,7 +335,7 @@ def _as_reader(argv: list[str]) -> list[str]:
 
 def _reader(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(_as_reader([sys.executable, "-m", "ganlab", *args]), cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          check=False, timeout=300)
 
 
 # Runs several ganlab commands in one reader process (one start-up instead of one per command).
@@ -355,7 +353,7 @@ print(json.dumps(out))
 
 def _reader_runs(commands: list[list[str]], cwd: Path) -> list[tuple[int, str, str, str]]:
     proc = subprocess.run(_as_reader([sys.executable, "-c", _RUN_ALL, json.dumps(commands)]), cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return [tuple(r) for r in json.loads(proc.stdout)]  # type: ignore[misc]
 
@@ -375,7 +373,8 @@ def read_only(folder: Path) -> Iterator[Path]:
 
 
 def _skip_unless_read_only(where: Path) -> None:
-    probe = subprocess.run(_as_reader([sys.executable, "-c", f"open({str(where / 'probe')!r}, 'w')"]), capture_output=True)
+    probe = subprocess.run(_as_reader([sys.executable, "-c", f"open({str(where / 'probe')!r}, 'w')"]),
+                           capture_output=True, check=False)
     if probe.returncode == 0:
         pytest.skip(f"READ-ONLY VARIANT NOT RUN: the reader can write into {where} (mode 0555)")
 

@@ -26,8 +26,8 @@ from ganlab.compare.table import (
 )
 from ganlab.config import ExperimentConfig
 from ganlab.names import printable
-from ganlab.store.models import STATUSES
 from ganlab.store.database import db_hint
+from ganlab.store.models import STATUSES
 from ganlab.store.storage import ExperimentRecord, Store
 
 BEST_STYLE = "bold green"

@@ -56,7 +56,9 @@ def db_url(ctx: click.Context) -> str:
     return ctx.meta.get(_META_KEY) or check_url(resolve_url(None))
 
 
-def open_db(ctx: click.Context, kind: type[S] = Store, *, read_only: bool = False, create: bool = False) -> S:  # type: ignore[assignment]
+def open_db(
+    ctx: click.Context, kind: type[S] = Store, *, read_only: bool = False, create: bool = False  # type: ignore[assignment]
+) -> S:
     """Open the chosen database as ``kind`` (Store or Queue).
 
     ``read_only``: for commands that only read (list, show, status, compare...):
