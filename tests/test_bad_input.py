@@ -29,8 +29,7 @@ from click.testing import CliRunner, Result
 from ganlab.cli import cli
 from ganlab.config import Resolver
 from ganlab.registry import load_plugins
-from ganlab.store import NewExperiment, Queue, Store, database
-from ganlab.store.migrations import Migration
+from ganlab.store import NewExperiment, Queue, Store
 from ganlab.worker.child import LOG_NAME
 
 DB_INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; the bound ganlab.limits sets for ids, steps, priorities
@@ -527,11 +526,14 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     ok(_printed(line, r"create it: (ganlab queue add.*?) \(or point"))
     assert db.exists()
 
-    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (with a real step to apply).
-    sqlite3.connect(db).execute("UPDATE ganlab_schema SET version = 0").connection.commit()
+    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real step from version 1 to 2).
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE experiments DROP COLUMN plugin_files")
+    conn.execute("UPDATE ganlab_schema SET version = 1")  # a new database records one row, its version
+    conn.commit()
+    conn.close()
     line = error_line(run(["queue", "list", "--db", str(db)]))
-    monkeypatch.setitem(database.upgrade.__kwdefaults__, "migrations", (Migration(1, "test step", lambda conn: None),))
-    assert "from schema version 0 to 1" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
+    assert "from schema version 1 to 2" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
     ok(["queue", "list", "--db", str(db)])
 
     # A duplicate: "--allow-duplicates queues it anyway".

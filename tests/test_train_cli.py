@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def test_sample_writes_a_grid_and_exports_a_generator_that_loads_elsewhere(train
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "my run"  # a space: the printed resume command must still be one argument
     read_fd, write_fd = os.pipe()
     args = [sys.executable, "-m", "ganlab", "--plugins-dir", str(PLUGINS), "train", "--arch", "tiny",
             "--dataset", "tiny-bars", "--steps", "1000000", "--batch-size", "16", *SETS,
@@ -179,6 +180,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     assert proc.returncode == 4, stderr[-2000:]
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("stopped on SIGINT at step ") and "ganlab train --resume --run-dir" in last
+    assert shlex.split(last.split("continue with: ")[1]) == ["ganlab", "train", "--resume", "--run-dir", str(run_dir)]
     step = int(last.split("at step ")[1].split(",")[0])
     assert step > 0
     assert load_checkpoint(RunDir(run_dir).checkpoint("latest"))[1]["step"] == step

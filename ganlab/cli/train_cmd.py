@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import stat
 import sys
@@ -260,7 +261,7 @@ def _print_result(result: TrainResult, stop: StopFlag, orphaned: bool = False) -
     elif result.status == "stopped":
         why = " (its worker is gone)" if orphaned else f" on {stop.signal_name}" if stop.signal_name else ""
         click.echo(f"stopped{why} at step {result.step}, checkpoint written; continue with: "
-                   f"ganlab train --resume --run-dir {where}")
+                   f"ganlab train --resume --run-dir {shlex.quote(str(where))}")
     elif result.status == "diverged":
         click.echo(f"diverged: {result.error} ({where})", err=True)
     else:
