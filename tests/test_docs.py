@@ -49,8 +49,14 @@ def test_every_doc_the_readme_links_exists():
     text = (REPO / "README.md").read_text()
     for part in text.split("](")[1:]:
         target = part.split(")", 1)[0]
-        if not target.startswith("http"):
-            assert (REPO / target).is_file(), target
+        if target.startswith("http"):
+            continue
+        path, _, anchor = target.partition("#")
+        assert (REPO / path).is_file(), target
+        if anchor:  # GitHub's heading anchors: lower case, spaces to dashes, punctuation dropped
+            headings = [line.lstrip("#").strip() for line in (REPO / path).read_text().splitlines() if line.startswith("#")]
+            slugs = {"".join(c for c in h.lower().replace(" ", "-") if c.isalnum() or c in "-_") for h in headings}
+            assert anchor in slugs, target
 
 
 def _all_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
