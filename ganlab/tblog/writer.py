@@ -194,7 +194,7 @@ class RunWriter:
     def hparams_start(
         self,
         hparams: Mapping[str, bool | int | float | str],
-        metrics: Sequence[str],
+        metrics: Sequence[str] = (),
         *,
         group_name: str | None = None,
         start_time: float | None = None,

@@ -36,9 +36,6 @@ from ganlab.training.run_lock import hold_run_dir
 from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
 from ganlab.training.step_common import StepSettings
 
-#: Scalars that score a run in the HParams dashboard.
-HPARAM_METRICS = ("metrics/fd", "metrics/kid", "best/fd", "best/kid", "loss/generator", "loss/discriminator")
-
 
 def train(
     config: ExperimentConfig,
@@ -259,7 +256,7 @@ class _Loop:
         config = self.tr.config
         if self.start == 0:
             hparams = {k: v for k, v in config.flat().items() if v is not None}
-            self.writer.hparams_start(hparams, HPARAM_METRICS)
+            self.writer.hparams_start(hparams)
         body = json.dumps(config.to_dict(), indent=2, sort_keys=True)
         # Four-space indentation makes the JSON a code block in the Text dashboard's markdown.
         self.writer.text("config", "\n".join("    " + line for line in body.splitlines()), self.start)
