@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ganlab.config import ExperimentConfig
-from ganlab.errors import ConfigError
+from ganlab.errors import ConfigError, summary_line
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.backend import activate_backend, dtype_policy
@@ -244,9 +244,7 @@ class _Loop:
         except Exception as exc:  # noqa: BLE001 - a failed run is a result the caller records
             self._settle_saves(quietly=True)
             self.writer.hparams_end("failure")
-            line = str(exc).strip().splitlines()
-            error = f"{type(exc).__name__}: {line[0]}" if line else type(exc).__name__
-            return self._result("failed", self.step, error=error, tb=traceback.format_exc())
+            return self._result("failed", self.step, error=summary_line(exc), tb=traceback.format_exc())
         finally:
             with contextlib.suppress(Exception):  # a failed write was already reported above
                 self.saver.close()
