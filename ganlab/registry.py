@@ -31,7 +31,7 @@ from typing import Any, Union
 import pluggy
 
 from ganlab import hookspecs
-from ganlab.errors import PluginError, PluginRefused, first_line, summary_line
+from ganlab.errors import PluginError, PluginRefused, PluginValidationError, first_line, summary_line
 from ganlab.params import suggest
 from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
 from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
@@ -231,6 +231,9 @@ class Registry:
                     returned = impl.function(register=self._registrar(kind, spec_type, source, hook_name))
                 except _BadRegistration as exc:
                     self.problems.append(Problem(source, str(exc), _stem(source)))
+                    continue
+                except PluginValidationError as exc:  # a spec refused its own declaration
+                    self.problems.append(Problem(source, f"plugin {source}: {hook_name}: {exc}", _stem(source)))
                     continue
                 except BaseException as exc:  # noqa: BLE001 - a crashing hook is the plugin's fault, sys.exit() too
                     _reraise_interrupt(exc)
