@@ -361,9 +361,7 @@ class _Loop:
         grid = image_grid(images, ncols=int(math.sqrt(len(images))) or None)
         self.writer.image("samples", grid, self.step)
         self.rd.samples_png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.rd.output(self.rd.samples_png.with_name(".latest.png"))
-        save_png(grid, tmp)
-        os.replace(tmp, self.rd.output(self.rd.samples_png))
+        save_png(grid, self.rd.output(self.rd.samples_png))  # atomic itself
 
     def _evaluate(self) -> bool:
         fake = generate_all(self.engine.generate, self.eval_z, self.eval_labels, self.chunk)
