@@ -20,24 +20,30 @@ _ATTEMPTS = 100
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """A new file in ``path``'s folder to write into; once the block ends it is fsynced and moved over ``path``.
+def atomic_write(path: Path, *, durable: bool = True, temp_prefix: str | None = None) -> Iterator[BinaryIO]:
+    """A new file in ``path``'s folder to write into; once the block ends it is moved over ``path``.
 
     Readers see the old file or the complete new one, never a half-written one;
     if the block raises, the temporary file is removed and ``path`` is untouched.
+    ``durable``: fsync the file and the folder, so the new content survives a
+    power cut; off for files that are rewritten soon anyway (previews, a copy
+    written again at every start). ``temp_prefix`` (default ``.NAME.``) names
+    the temporary file, for folders whose readers pick files by name.
     """
-    fh, tmp = _create_temp(path.parent, f".{path.name}.")
+    fh, tmp = _create_temp(path.parent, temp_prefix if temp_prefix is not None else f".{path.name}.")
     try:
         with fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:

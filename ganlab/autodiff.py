@@ -29,11 +29,4 @@ def input_gradient(fn: Callable[[Any], Any], x: Any) -> Any:
         import jax.numpy as jnp
 
         return jax.grad(lambda t: jnp.sum(fn(t).astype(jnp.float32)))(x)
-    if backend == "torch":
-        import torch
-
-        x = x.detach().requires_grad_(True) if not x.requires_grad else x
-        y = fn(x).float().sum()
-        (grad,) = torch.autograd.grad(y, x, create_graph=True)
-        return grad
     raise NotImplementedError(f"input gradients are not implemented for the {backend!r} backend")

@@ -7,6 +7,22 @@ Every message names the bad value and says what to do about it.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none.
+
+    Driver and plugin errors can span many lines (SQL, tracebacks of their own);
+    a one-line report keeps the line that says what happened.
+    """
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def summary_line(exc: BaseException) -> str:
+    """``Type: first line`` of ``exc``, or just ``Type`` when it has no message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class GanlabError(Exception):
     """Base class for every error a user can cause and fix."""
 

@@ -31,7 +31,7 @@ from typing import Any, Union
 import pluggy
 
 from ganlab import hookspecs
-from ganlab.errors import PluginError, PluginRefused
+from ganlab.errors import PluginError, PluginRefused, PluginValidationError, first_line, summary_line
 from ganlab.params import suggest
 from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
 from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
@@ -155,7 +155,7 @@ class Registry:
                 except BaseException as exc:  # noqa: BLE001 - any import failure is the plugin's, sys.exit() too
                     _reraise_interrupt(exc)
                     self.problems.append(
-                        Problem(source, f"plugin package {dist_name} ({ep.value}) failed to import: {_exc_line(exc)}", ep.name)
+                        Problem(source, f"plugin package {dist_name} ({ep.value}) failed to import: {summary_line(exc)}", ep.name)
                     )
                     continue
                 self.add_plugin(plugin, name=ep.name, source=source, stem=ep.name)
@@ -217,7 +217,7 @@ class Registry:
             module = execute(file, modname)
         except BaseException as exc:  # noqa: BLE001 - report, keep loading the rest; sys.exit() included
             _reraise_interrupt(exc)
-            self.problems.append(Problem(source, f"plugin file {path} failed to import: {_exc_line(exc)}", path.stem))
+            self.problems.append(Problem(source, f"plugin file {path} failed to import: {summary_line(exc)}", path.stem))
             return
         if self.add_plugin(module, name=f"file:{file.path}", source=source, stem=path.stem):
             self._files[source] = file
@@ -232,10 +232,13 @@ class Registry:
                 except _BadRegistration as exc:
                     self.problems.append(Problem(source, str(exc), _stem(source)))
                     continue
+                except PluginValidationError as exc:  # a spec refused its own declaration
+                    self.problems.append(Problem(source, f"plugin {source}: {hook_name}: {exc}", _stem(source)))
+                    continue
                 except BaseException as exc:  # noqa: BLE001 - a crashing hook is the plugin's fault, sys.exit() too
                     _reraise_interrupt(exc)
                     self.problems.append(
-                        Problem(source, f"plugin {source}: {hook_name} raised {_exc_line(exc)}", _stem(source))
+                        Problem(source, f"plugin {source}: {hook_name} raised {summary_line(exc)}", _stem(source))
                     )
                     continue
                 if returned is not None:
@@ -340,11 +343,6 @@ def _reraise_interrupt(exc: BaseException) -> None:
         raise exc
 
 
-def _exc_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def _stem(source: str) -> str | None:
     return Path(source).stem if source.endswith(".py") else None
 
@@ -354,7 +352,7 @@ def _misspelt_hook_message(plugin: object, exc: pluggy.PluginValidationError) ->
     for attr in _hookimpl_names(plugin):
         if attr not in known:
             return f"hook {attr!r} is not a ganlab hook{suggest(attr, known)} (hooks: {', '.join(known)})"
-    return str(exc).splitlines()[0]
+    return first_line(exc)
 
 
 def _hookimpl_names(plugin: object) -> Iterable[str]:

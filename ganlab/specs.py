@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ganlab.errors import PluginValidationError
 from ganlab.params import Param
 
 if TYPE_CHECKING:  # keras is imported lazily: listing plugins must not start a backend
@@ -42,7 +43,7 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 def _check_name(kind: str, name: str) -> None:
     if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
-        raise TypeError(f"{kind} name {name!r} must be lower-case letters, digits, '-' or '_'")
+        raise PluginValidationError(f"{kind} name {name!r} must be lower-case letters, digits, '-' or '_'")
 
 
 def _check_params(kind: str, name: str, params: tuple[Param, ...]) -> tuple[Param, ...]:
@@ -50,9 +51,9 @@ def _check_params(kind: str, name: str, params: tuple[Param, ...]) -> tuple[Para
     seen: set[str] = set()
     for p in params:
         if not isinstance(p, Param):
-            raise TypeError(f"{kind} {name!r}: params must be ganlab.Param objects, got {type(p).__name__}")
+            raise PluginValidationError(f"{kind} {name!r}: params must be ganlab.Param objects, got {type(p).__name__}")
         if p.name in seen:
-            raise TypeError(f"{kind} {name!r}: hyperparameter {p.name!r} declared twice")
+            raise PluginValidationError(f"{kind} {name!r}: hyperparameter {p.name!r} declared twice")
         seen.add(p.name)
     return params
 
@@ -120,7 +121,7 @@ class ArchitectureSpec:
         _check_name(self.kind, self.name)
         object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
         if not callable(self.build_generator) or not callable(self.build_discriminator):
-            raise TypeError(f"architecture {self.name!r}: build_generator and build_discriminator must be callables")
+            raise PluginValidationError(f"architecture {self.name!r}: build_generator and build_discriminator must be callables")
 
 
 # ---------------------------------------------------------------------- datasets
@@ -213,7 +214,7 @@ class DatasetSpec:
         _check_name(self.kind, self.name)
         object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
         if not callable(self.load):
-            raise TypeError(f"dataset {self.name!r}: load must be a callable")
+            raise PluginValidationError(f"dataset {self.name!r}: load must be a callable")
 
 
 # ------------------------------------------------------------------------ losses
@@ -283,4 +284,4 @@ class LossSpec:
         _check_name(self.kind, self.name)
         object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
         if not callable(self.discriminator_loss) or not callable(self.generator_loss):
-            raise TypeError(f"loss {self.name!r}: discriminator_loss and generator_loss must be callables")
+            raise PluginValidationError(f"loss {self.name!r}: discriminator_loss and generator_loss must be callables")

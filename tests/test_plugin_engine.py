@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import ganlab
 from ganlab import hookspecs
 from ganlab.cli import cli
-from ganlab.errors import PluginError
+from ganlab.errors import PluginError, PluginValidationError
 from ganlab.registry import Registry, load_plugins, reset_cache
 
 REPO = Path(__file__).resolve().parents[1]
@@ -351,10 +351,26 @@ def test_a_hook_that_raises_is_reported(tmp_path):
     assert reg.problems[0].message == f"plugin {tmp_path / 'raises.py'}: register_architectures raised KeyError: 'weights'"
 
 
+def test_a_bad_spec_is_a_load_problem_naming_its_plugin(tmp_path):
+    path = write_plugin(tmp_path, "badname", ARCH_PLUGIN.format(name="Bad Name"))
+    write_plugin(tmp_path, "fine", ARCH_PLUGIN.format(name="fine"))
+    reg = Registry().load(tmp_path, builtins=False, entry_points=False)
+    expected = (
+        f"plugin {path}: register_architectures: architecture name 'Bad Name' "
+        "must be lower-case letters, digits, '-' or '_'"
+    )
+    assert [p.message for p in reg.problems] == [expected]
+    assert [e.name for e in reg.entries()] == ["fine"]
+    # Asking for a name the broken file may have provided says what is wrong with it.
+    with pytest.raises(PluginError) as raised:
+        reg.architecture("badname")
+    assert str(raised.value) == expected
+
+
 def test_bad_spec_declarations_fail_at_construction():
-    with pytest.raises(TypeError, match="lower-case"):
+    with pytest.raises(PluginValidationError, match="lower-case"):
         _arch("Bad Name")
-    with pytest.raises(TypeError, match="declared twice"):
+    with pytest.raises(PluginValidationError, match="declared twice"):
         ganlab.ArchitectureSpec(
             name="dup", description="", build_generator=print, build_discriminator=print,
             params=(ganlab.Param("a", int, 1), ganlab.Param("a", int, 2)),

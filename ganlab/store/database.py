@@ -31,7 +31,7 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from ganlab.errors import DatabaseMissing, DatabaseUnreachable, SchemaMismatch, StoreError
+from ganlab.errors import DatabaseMissing, DatabaseUnreachable, SchemaMismatch, StoreError, first_line
 from ganlab.store.migrations import MIGRATIONS, Migration, apply_migrations
 from ganlab.store.models import SCHEMA_VERSION, Base, SchemaVersion
 
@@ -311,7 +311,7 @@ def translate_error(exc: DBAPIError, url: str) -> StoreError:
     """One line for a driver error, naming the database and what to do."""
     where = display_url(url)
     orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    first = first_line(orig)
     low = first.lower()
     if "file is not a database" in low or "file is encrypted" in low:
         return StoreError(
@@ -461,7 +461,7 @@ def _open_unwritable(url: str, path: Path, expected_version: int) -> tuple[Engin
         engine.dispose()
         if not _cannot_write(str(exc.orig)):
             raise translate_error(exc, url) from exc
-        first = (str(exc.orig).strip().splitlines() or ["read-only"])[0]
+        first = first_line(exc.orig)
         raise StoreError(
             f"cannot read {display_url(url)} ({first}): it is not writable for you and {wal.name} holds changes "
             "not yet written into it; try again once no worker has it open, or ask its owner to make the "

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ganlab.atomicfile import atomic_write
 
 __all__ = ["image_grid", "save_png", "to_uint8"]
 
@@ -60,7 +63,6 @@ def save_png(grid: np.ndarray, path: str | os.PathLike) -> None:
     grid = to_uint8(grid)
     if grid.ndim != 3 or grid.shape[-1] not in (1, 3):
         raise ValueError(f"grid must be (H, W, C) with C 1 or 3, got shape {grid.shape}")
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    # Not durable: a preview is rewritten at every sample step, and a lost one costs nothing.
+    with atomic_write(Path(path), durable=False) as fh:
+        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(fh, format="PNG")

@@ -40,6 +40,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -53,6 +54,8 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import metadata as text_metadata
 from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
+
+from ganlab.atomicfile import atomic_write
 
 __all__ = ["RunWriter", "STATUS_FILE_SUFFIX"]
 
@@ -194,7 +197,7 @@ class RunWriter:
     def hparams_start(
         self,
         hparams: Mapping[str, bool | int | float | str],
-        metrics: Sequence[str],
+        metrics: Sequence[str] = (),
         *,
         group_name: str | None = None,
         start_time: float | None = None,
@@ -250,14 +253,10 @@ class RunWriter:
             old = [n for n in os.listdir(self._logdir) if n.endswith(STATUS_FILE_SUFFIX)]
             final = _event_file_path(self._logdir, STATUS_FILE_SUFFIX)
             # The temporary name lacks "tfevents" so no reader picks up a half-written file.
-            tmp = os.path.join(self._logdir, f".ganlab-status.{os.getpid()}.{next(_file_counter)}.tmp")
-            with open(tmp, "wb") as f:
+            with atomic_write(Path(final), temp_prefix=".ganlab-status.") as f:
                 records = RecordWriter(f)
                 records.write(_header_event().SerializeToString())
                 records.write(event.SerializeToString())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
             for name in old:
                 if os.path.join(self._logdir, name) != final:
                     try:

@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ganlab.atomicfile import atomic_write
+
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
 from ganlab.names import printable, slugify
@@ -124,9 +126,9 @@ class RunDir:
 
     def save_config(self, config: ExperimentConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.output(self.config_file.with_suffix(".json.tmp"))
-        tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.output(self.config_file))
+        # Durable: a resume after a power cut starts from this file. Written once per run.
+        with atomic_write(self.output(self.config_file)) as fh:
+            fh.write((json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
 
     def append_metrics(self, record: Mapping[str, Any]) -> None:
         with open(self.output(self.metrics_file), "a", encoding="utf-8") as fh:
@@ -142,6 +144,5 @@ class RunDir:
         records = self.read_metrics()
         kept = [r for r in records if int(r.get("step", 0)) <= after_step]
         if len(kept) != len(records):
-            tmp = self.output(self.metrics_file.with_suffix(".jsonl.tmp"))
-            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-            os.replace(tmp, self.output(self.metrics_file))
+            with atomic_write(self.output(self.metrics_file)) as fh:
+                fh.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode())

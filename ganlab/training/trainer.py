@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ganlab.config import ExperimentConfig
-from ganlab.errors import ConfigError
+from ganlab.errors import ConfigError, summary_line
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.backend import activate_backend, dtype_policy
@@ -35,9 +35,6 @@ from ganlab.training.run_dir import RunDir
 from ganlab.training.run_lock import hold_run_dir
 from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
 from ganlab.training.step_common import StepSettings
-
-#: Scalars that score a run in the HParams dashboard.
-HPARAM_METRICS = ("metrics/fd", "metrics/kid", "best/fd", "best/kid", "loss/generator", "loss/discriminator")
 
 
 def train(
@@ -247,9 +244,7 @@ class _Loop:
         except Exception as exc:  # noqa: BLE001 - a failed run is a result the caller records
             self._settle_saves(quietly=True)
             self.writer.hparams_end("failure")
-            line = str(exc).strip().splitlines()
-            error = f"{type(exc).__name__}: {line[0]}" if line else type(exc).__name__
-            return self._result("failed", self.step, error=error, tb=traceback.format_exc())
+            return self._result("failed", self.step, error=summary_line(exc), tb=traceback.format_exc())
         finally:
             with contextlib.suppress(Exception):  # a failed write was already reported above
                 self.saver.close()
@@ -259,7 +254,7 @@ class _Loop:
         config = self.tr.config
         if self.start == 0:
             hparams = {k: v for k, v in config.flat().items() if v is not None}
-            self.writer.hparams_start(hparams, HPARAM_METRICS)
+            self.writer.hparams_start(hparams)
         body = json.dumps(config.to_dict(), indent=2, sort_keys=True)
         # Four-space indentation makes the JSON a code block in the Text dashboard's markdown.
         self.writer.text("config", "\n".join("    " + line for line in body.splitlines()), self.start)
@@ -366,9 +361,7 @@ class _Loop:
         grid = image_grid(images, ncols=int(math.sqrt(len(images))) or None)
         self.writer.image("samples", grid, self.step)
         self.rd.samples_png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.rd.output(self.rd.samples_png.with_name(".latest.png"))
-        save_png(grid, tmp)
-        os.replace(tmp, self.rd.output(self.rd.samples_png))
+        save_png(grid, self.rd.output(self.rd.samples_png))  # atomic itself
 
     def _evaluate(self) -> bool:
         fake = generate_all(self.engine.generate, self.eval_z, self.eval_labels, self.chunk)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ganlab.atomicfile import atomic_write
 from ganlab.plugin_files import pin_values
 from ganlab.store.queue import Claim
 from ganlab.worker.channel import ReportReader
@@ -150,10 +151,10 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
     already imported); otherwise, or if the standby died, in a fresh process.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Not durable: it is written again at every start of the experiment, and the child reads it at once.
     config_file = run_dir / CONFIG_NAME
-    tmp = config_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(claim.experiment.config, indent=2, sort_keys=True))
-    os.replace(tmp, config_file)
+    with atomic_write(config_file, durable=False) as fh:
+        fh.write(json.dumps(claim.experiment.config, indent=2, sort_keys=True).encode())
     backend = str(claim.experiment.config["train"]["backend"])
     if standby is not None and (standby.backend != backend or not standby.alive()):
         standby = None

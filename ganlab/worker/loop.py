@@ -232,8 +232,9 @@ class Worker:
                 self.display.event(f"#{claim.id}: ignoring its stored run dir {exp.run_dir}: it is not this "
                                    f"experiment's directory in the runs folder {root}; it runs in {derived}")
         rd = RunDir(derived)
-        # What spawn() writes there before the trainer starts: its log, the config and the config's temporary file.
-        for name in (LOG_NAME, CONFIG_NAME, Path(CONFIG_NAME).with_suffix(".tmp").name):
+        # What spawn() writes there before the trainer starts: its log and the config (whose temporary
+        # file atomic_write creates with O_EXCL under a fresh name, so no planted link can redirect it).
+        for name in (LOG_NAME, CONFIG_NAME):
             rd.output(name)
         return derived
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ganlab.builtin.datasets.arrays import npz_headers
-from ganlab.errors import DatasetUnavailable
+from ganlab.errors import DatasetUnavailable, first_line
 from ganlab.params import Param
 from ganlab.specs import DataInfo, DatasetSpec, ImageData
 
@@ -163,9 +163,8 @@ class _KerasSet:
         try:
             (x_train, y_train), (x_test, y_test) = loader.load_data()
         except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception on URL failures
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DatasetUnavailable(
-                f"dataset {self.name!r}: Keras could not download it ({first_line}); "
+                f"dataset {self.name!r}: Keras could not download it ({first_line(exc)}); "
                 f"{self.fetch_hint(keras_datasets_dir())}"
             ) from exc
         x, y = _select({"train": (x_train, y_train), "test": (x_test, y_test)}, split)
