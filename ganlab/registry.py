@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import pluggy
 
@@ -36,7 +36,7 @@ from ganlab.params import suggest
 from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
 from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
 
-Spec = Union[ArchitectureSpec, DatasetSpec, LossSpec]
+Spec = ArchitectureSpec | DatasetSpec | LossSpec
 KINDS: dict[str, tuple[str, type]] = {
     "architecture": ("register_architectures", ArchitectureSpec),
     "dataset": ("register_datasets", DatasetSpec),

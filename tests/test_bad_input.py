@@ -23,7 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from _store_db import db_url  # noqa: F401  (fixture: sqlite, and postgresql when a server is up)
 from click.testing import CliRunner, Result
 
 from ganlab.cli import cli

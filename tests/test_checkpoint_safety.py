@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from training_helpers import PLUGINS, tiny_config, tiny_registry
 
 from ganlab.cli import cli
 from ganlab.training import checkpoint as ck
 from ganlab.training import train
 from ganlab.training.report import BaseReporter
-from training_helpers import PLUGINS, tiny_config, tiny_registry
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_UMASK = 0o027  # not the usual 022: proves the files follow the umask rather than a fixed mode

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from _store_db import db_url  # noqa: F401  (fixture)
-
 CLAIMERS = 8
 BATCHES = 20
 BATCH_SIZE = 10

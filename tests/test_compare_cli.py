@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _store_db import sqlite_snapshot
 from click.testing import CliRunner
+from training_helpers import tiny_config, tiny_registry
 
 from ganlab.cli import cli
 from ganlab.store.queue import Queue
 from ganlab.store.storage import NewExperiment, Store
-from training_helpers import tiny_config, tiny_registry
-
-from _store_db import sqlite_snapshot
 
 # id -> (loss, seed, tag, final status, metrics as 'ganlab train' reports them)
 RUNS = {

@@ -3,7 +3,14 @@
 import pytest
 
 from ganlab.compare.table import (
-    RunRow, best_values, flat_metrics, group_seeds, resolve_columns, sort_rows, to_records, varying_keys,
+    RunRow,
+    best_values,
+    flat_metrics,
+    group_seeds,
+    resolve_columns,
+    sort_rows,
+    to_records,
+    varying_keys,
 )
 from ganlab.errors import ConfigError
 

@@ -14,8 +14,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _store_db import db_url  # noqa: F401  (fixture)
-
 PROCESSES = 8
 ROUNDS = 6
 CONFIGS_PER_ROUND = 4

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-from _store_db import db_url  # noqa: F401  (db_url: sqlite, and postgresql when a server is up)
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from test_queue_cli import Env, one_line_error, unchanged

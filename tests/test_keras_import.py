@@ -64,8 +64,8 @@ def test_a_package_that_needs_the_hidden_one_still_imports(fake_packages):
 
 
 def test_a_package_imported_before_is_not_hidden(fake_packages):
-    import fakeopt  # noqa: F401
     import fakekeras
+    import fakeopt  # noqa: F401
 
     assert fakekeras.HAVE_OPT is True
 

@@ -30,7 +30,7 @@ from ganlab.worker.outcome import classify
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 
-from chaos_workers import ChaosPlan, run_chaos
+from chaos_workers import ChaosPlan, run_chaos  # noqa: E402 - the benchmark folder is not a package
 
 PLUGINS = HERE / "orphan_plugins"
 HARNESS = HERE / "worker_harness.py"

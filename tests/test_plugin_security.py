@@ -21,7 +21,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _store_db import db_url, sqlite_snapshot  # noqa: F401  (db_url: sqlite, and postgresql when a server is up)
+from _store_db import sqlite_snapshot
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, inspect, text
 

@@ -7,11 +7,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from _store_db import db_url, sqlite_snapshot  # noqa: F401  (db_url is a fixture)
+from _store_db import sqlite_snapshot
 from sqlalchemy import create_engine, inspect, text
 
 from ganlab.config import ExperimentConfig
-from ganlab.errors import ConfigError, DatabaseMissing, IllegalTransition, LeaseLost, NotFound, SchemaMismatch, StoreError
+from ganlab.errors import (
+    ConfigError,
+    DatabaseMissing,
+    IllegalTransition,
+    LeaseLost,
+    NotFound,
+    SchemaMismatch,
+    StoreError,
+)
 from ganlab.store import NewExperiment, Queue, Store, upgrade
 from ganlab.store.database import display_url, open_engine, resolve_url
 from ganlab.store.migrations import Migration

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from _store_db import PG_URL, _pg_admin
 from sqlalchemy import event
+from test_store import new
 
 from ganlab.errors import DatabaseUnreachable
 from ganlab.store import Queue
-from test_store import new
 
 pytestmark = pytest.mark.postgres
 

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from training_helpers import FAST, PLUGINS
 
 from ganlab.cli import cli
 from ganlab.tblog.read import read_hparams
 from ganlab.training.checkpoint import load_checkpoint
 from ganlab.training.run_dir import RunDir
-from training_helpers import FAST, PLUGINS
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = [arg for k, v in FAST.items() if k != "batch_size" for arg in ("--set", f"{k}={v}")]

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from training_helpers import PLUGINS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from training_helpers import tiny_config, tiny_registry
 
 from ganlab.errors import ConfigError
 from ganlab.tblog.read import read_hparams, read_image, read_images, read_scalars, read_text
 from ganlab.training import BaseReporter, train
 from ganlab.training.checkpoint import load_checkpoint
 from ganlab.training.run_dir import RunDir
-from training_helpers import tiny_config, tiny_registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -22,8 +22,6 @@ from ganlab.cli import cli
 from ganlab.store.queue import Queue
 from ganlab.tblog.read import read_scalars
 
-from _store_db import db_url  # noqa: F401  (fixture: sqlite, and postgresql when a server is up)
-
 PLUGINS = Path(__file__).resolve().parent / "worker_plugins"
 SMALL = ["--arch", "faulty", "--dataset", "digits", "--loss", "non-saturating", "--batch-size", "16",
          "--set", "size=8", "--set", "latent_dim=8", "--set", "eval_samples=64", "--set", "log_every=5"]
@@ -103,14 +101,14 @@ def training_children_of(pid: int) -> list[int]:
 
 def test_two_workers_run_the_queue_once_each(tmp_path):
     # SQLite only: the same claim race on PostgreSQL is covered by test_claim_concurrency.
-    db_url = f"sqlite:///{tmp_path / 'q.db'}"
-    ids = enqueue(db_url, "--steps", "20", "--seeds", "0,1,2,3")
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    ids = enqueue(url, "--steps", "20", "--seeds", "0,1,2,3")
     assert len(ids) == 4
     runs = tmp_path / "runs"
-    workers = [start_worker(db_url, runs, "--until-empty", "--lease", "20") for _ in range(2)]
+    workers = [start_worker(url, runs, "--until-empty", "--lease", "20") for _ in range(2)]
     outputs = [finish(w) for w in workers]
     for exp_id in ids:
-        rec = record(db_url, exp_id)
+        rec = record(url, exp_id)
         assert rec.status == "succeeded", (rec.error, outputs)
         assert rec.attempts == 1 and rec.step == 20
         assert rec.metrics["fd"] > 0
@@ -118,17 +116,17 @@ def test_two_workers_run_the_queue_once_each(tmp_path):
         assert log.count("=== ") == 1, log  # started exactly once, by exactly one worker
     combined = "".join(outputs)
     assert all(f"#{i} " in combined and "succeeded at step 20" in combined for i in ids), combined
-    logs = CliRunner().invoke(cli, ["logs", "--db", db_url, str(ids[0]), "-n", "50"])
+    logs = CliRunner().invoke(cli, ["logs", "--db", url, str(ids[0]), "-n", "50"])
     assert logs.exit_code == 0 and f"experiment {ids[0]} attempt 1" in logs.stdout
     grid = tmp_path / "grid.png"
-    sampled = CliRunner().invoke(cli, ["--plugins-dir", str(PLUGINS), "sample", "--db", db_url, str(ids[0]),
+    sampled = CliRunner().invoke(cli, ["--plugins-dir", str(PLUGINS), "sample", "--db", url, str(ids[0]),
                                        "-n", "4", "-o", str(grid)])
     assert sampled.exit_code == 0 and grid.stat().st_size > 0, sampled.output
     assert f"to {grid}" in sampled.output
-    unknown = CliRunner().invoke(cli, ["sample", "--db", db_url, "99", "-o", str(tmp_path / "x.png")])
+    unknown = CliRunner().invoke(cli, ["sample", "--db", url, "99", "-o", str(tmp_path / "x.png")])
     assert unknown.exit_code == 1 and unknown.output.startswith("Error: no experiment 99")
     assert not (tmp_path / "x.png").exists()
-    status = CliRunner().invoke(cli, ["status", "--db", db_url, "--json", "--all-workers"])
+    status = CliRunner().invoke(cli, ["status", "--db", url, "--json", "--all-workers"])
     data = json.loads(status.stdout)
     assert data["counts"]["succeeded"] == 4 and data["running"] == []
     assert len(data["workers"]) == 2 and {w["status"] for w in data["workers"]} == {"stopped"}

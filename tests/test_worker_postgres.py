@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _store_db import _pg_admin
 from test_worker import enqueue, finish, record, start_worker, wait_for
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_worker import PLUGINS, enqueue, finish, record
 
 from ganlab.config import Resolver
 from ganlab.registry import load_plugins
@@ -23,8 +24,6 @@ from ganlab.tblog.read import load_run, read_scalars
 from ganlab.training.checkpoint import load_checkpoint
 from ganlab.worker.child import child_env
 from ganlab.worker.standby import start_standby
-
-from test_worker import PLUGINS, enqueue, finish, record
 
 LOSSES = ("loss/generator", "loss/discriminator", "disc/real", "disc/fake")
 

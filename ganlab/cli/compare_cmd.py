@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -21,8 +21,16 @@ from ganlab.cli.output import cell, console, print_json
 from ganlab.cli.types import ExperimentId
 from ganlab.compare.select import select_records
 from ganlab.compare.table import (
-    RunRow, best_values, flat_metrics, group_seeds, is_reference, metric_names, resolve_columns, sort_rows,
-    table_metrics, to_records,
+    RunRow,
+    best_values,
+    flat_metrics,
+    group_seeds,
+    is_reference,
+    metric_names,
+    resolve_columns,
+    sort_rows,
+    table_metrics,
+    to_records,
 )
 from ganlab.config import ExperimentConfig
 from ganlab.names import printable
@@ -38,7 +46,7 @@ def record_row(rec: ExperimentRecord, now: datetime | None = None) -> RunRow:
     """One database record as a comparison row (wall time of its last attempt; so far, for a running one)."""
     end = rec.finished_at
     if end is None and rec.status == "running":
-        end = now or datetime.now(timezone.utc)
+        end = now or datetime.now(UTC)
     wall = (end - rec.started_at).total_seconds() if end and rec.started_at else None
     return RunRow(
         id=rec.id, name=rec.name, status=rec.status, step=rec.step, total=rec.total_steps,
@@ -48,7 +56,7 @@ def record_row(rec: ExperimentRecord, now: datetime | None = None) -> RunRow:
 
 def load_rows(store: Store, ids: Sequence[int], tags: Sequence[str], statuses: Sequence[str]) -> list[RunRow]:
     """The selected experiments as rows (see :func:`ganlab.compare.select.select_records`)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [record_row(r, now) for r in select_records(store, ids, tags, statuses)]
 
 

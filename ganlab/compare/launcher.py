@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ganlab.errors import ConfigError, GanlabError
 
-
 # TensorBoard imports TensorFlow whenever it is installed: seconds of start-up and a second framework's
 # memory, for nothing, as ganlab's event files need none of it (see ganlab.tblog). A module named
 # tensorboard.compat.notf is TensorBoard's own switch (what its no-TensorFlow build adds) to use the

@@ -17,7 +17,7 @@ import shlex
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -438,7 +438,7 @@ def _schema_version(engine: Engine, url: str, *, create: bool, expected_version:
             Base.metadata.create_all(conn)
             conn.execute(
                 SchemaVersion.__table__.insert().values(
-                    version=expected_version, description="initial schema", applied_at=datetime.now(timezone.utc)
+                    version=expected_version, description="initial schema", applied_at=datetime.now(UTC)
                 )
             )
             version = expected_version

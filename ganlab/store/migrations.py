@@ -14,7 +14,7 @@ DDL (``ALTER TABLE ...``) with plain SQL that works on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import insert, text
@@ -58,7 +58,7 @@ def apply_migrations(conn: Connection, current: int, target: int, migrations: tu
         step.apply(conn)
         conn.execute(
             insert(SchemaVersion).values(
-                version=version, description=step.description, applied_at=datetime.now(timezone.utc)
+                version=version, description=step.description, applied_at=datetime.now(UTC)
             )
         )
         applied.append(version)

@@ -6,7 +6,7 @@ table here changes shape.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -58,7 +58,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the experiment store; use datetime.now(timezone.utc)")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -15,12 +15,12 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, DatabaseUnreachable, IllegalTransition, NotFound, StoreError
@@ -98,7 +98,7 @@ def _bind_value(type_: Any, value: Any, dialect: Any) -> Any:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.atomicfile import atomic_write
-
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
 from ganlab.names import printable, slugify

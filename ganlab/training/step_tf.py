@@ -16,15 +16,15 @@ from ganlab.autodiff import input_gradient
 from ganlab.specs import RegularizerContext
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
-    discriminator_output_names,
-    discriminator_outputs,
     LABEL_STREAM,
     REG_STREAM,
     Z_STREAM,
     StepSettings,
     discriminator_objective,
-    generator_objective,
+    discriminator_output_names,
+    discriminator_outputs,
     gated_norm,
+    generator_objective,
     loss_scale,
     normalise,
 )

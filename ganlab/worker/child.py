@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
     argv = plugin_argv(plugins_dir, claim.experiment.plugin_files)
     argv += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume", "--quiet"]
     log_path = run_dir / LOG_NAME
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     gpu = f"GPU {slot}" if slot is not None else "CPU"
     header = f"\n=== {stamp}: experiment {claim.id} attempt {claim.experiment.attempts}, worker {worker_id}, {gpu}"
     total = int(claim.experiment.config["train"]["steps"])
