@@ -23,7 +23,8 @@ from training_helpers import tiny_config, tiny_registry
 
 from ganlab.cli import cli
 from ganlab.store.queue import Queue
-from ganlab.store.storage import NewExperiment, Store
+from ganlab.store.records import NewExperiment
+from ganlab.store.storage import Store
 
 # id -> (loss, seed, tag, final status, metrics as 'ganlab train' reports them)
 RUNS = {

@@ -21,10 +21,11 @@ from ganlab.errors import (
     StoreError,
 )
 from ganlab.store import NewExperiment, Queue, Store, upgrade
-from ganlab.store.database import display_url, open_engine, resolve_url
+from ganlab.store.database import open_engine
+from ganlab.store.lifecycle import STATUSES, TRANSITIONS, check_transition
 from ganlab.store.migrations import Migration
-from ganlab.store.models import SCHEMA_VERSION, STATUSES
-from ganlab.store.storage import TRANSITIONS, check_transition
+from ganlab.store.models import SCHEMA_VERSION
+from ganlab.store.urls import display_url, resolve_url
 
 
 def cfg(seed: int = 0, steps: int = 100, arch: str = "toy") -> ExperimentConfig:

@@ -34,9 +34,10 @@ from ganlab.compare.table import (
 )
 from ganlab.config import ExperimentConfig
 from ganlab.names import printable
-from ganlab.store.database import db_hint
-from ganlab.store.models import STATUSES
-from ganlab.store.storage import ExperimentRecord, Store
+from ganlab.store.lifecycle import STATUSES
+from ganlab.store.records import ExperimentRecord
+from ganlab.store.storage import Store
+from ganlab.store.urls import db_hint
 
 BEST_STYLE = "bold green"
 NOTHING_MATCHES = "no experiments match (try without --tag/--status, or see: ganlab queue list{db})"

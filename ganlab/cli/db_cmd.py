@@ -9,8 +9,9 @@ import click
 from click.core import ParameterSource
 
 from ganlab.errors import StoreError
-from ganlab.store.database import DB_ENV, check_url, check_writable, display_url, open_engine, resolve_url, upgrade
+from ganlab.store.database import check_writable, open_engine, upgrade
 from ganlab.store.storage import Store
+from ganlab.store.urls import DB_ENV, check_url, display_url, resolve_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound=Store)

@@ -13,7 +13,7 @@ from ganlab.compare.table import metric_names, resolve_columns, sort_rows
 from ganlab.config import Resolver
 from ganlab.limits import MAX_BATCH_SIZE, MAX_STEPS
 from ganlab.store.queue import Queue
-from ganlab.store.storage import NewExperiment
+from ganlab.store.records import NewExperiment
 from ganlab.sweep import split_list
 from ganlab.worker.gpus import parse_gpus
 from ganlab.worker.loop import WorkerOptions

@@ -19,16 +19,11 @@ from ganlab.errors import ConfigError, DatabaseMissing
 from ganlab.limits import DB_INT_MAX, DEFAULT_MAX_EXPERIMENTS
 from ganlab.names import check_name, printable
 from ganlab.plugin_files import PluginFile, check_folder, read_source
-from ganlab.store.database import db_hint, display_url
-from ganlab.store.models import STATUSES
-from ganlab.store.storage import (
-    ExperimentRecord,
-    ExperimentSummary,
-    NewExperiment,
-    Store,
-    check_tag,
-    utcnow,
-)
+from ganlab.store.lifecycle import STATUSES
+from ganlab.store.models import utcnow
+from ganlab.store.records import ExperimentRecord, ExperimentSummary, NewExperiment, check_tag
+from ganlab.store.storage import Store
+from ganlab.store.urls import db_hint, display_url
 from ganlab.sweep import Grid, Planned, expand, load_sweep_file, parse_seeds, split_list
 
 ERROR_TAIL_LINES = 20

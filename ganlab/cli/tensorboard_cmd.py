@@ -14,9 +14,9 @@ from ganlab.cli.types import ExperimentId
 from ganlab.compare.launcher import TensorBoard, check_port_free, free_port, link_subset, start_tensorboard
 from ganlab.compare.select import select_records
 from ganlab.errors import ConfigError, GanlabError
-from ganlab.store.database import db_hint
-from ganlab.store.models import STATUSES
+from ganlab.store.lifecycle import STATUSES
 from ganlab.store.storage import Store
+from ganlab.store.urls import db_hint
 
 
 @click.command("tensorboard")

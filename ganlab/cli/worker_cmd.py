@@ -14,8 +14,8 @@ from ganlab.cli.output import print_json, print_table
 from ganlab.cli.types import Count, ExperimentId, Seconds
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
+from ganlab.store.models import utcnow
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
-from ganlab.store.storage import utcnow
 from ganlab.worker.child import LOG_NAME
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.gpus import parse_gpus

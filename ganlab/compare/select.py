@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ganlab.errors import ConfigError
-from ganlab.store.models import STATUSES
-from ganlab.store.storage import ExperimentRecord, Store
+from ganlab.store.lifecycle import STATUSES
+from ganlab.store.records import ExperimentRecord
+from ganlab.store.storage import Store
 
 #: What a comparison shows when no status is asked for: everything that has started.
 STARTED_STATUSES = ("running", "succeeded", "failed", "diverged", "cancelled")

@@ -1,10 +1,11 @@
-"""Where the experiment database lives and how to connect to it.
+"""How to connect to the experiment database and check what it holds.
 
-Everything dialect-specific is here: URL handling (a bare path means SQLite),
-SQLite's connection set-up (WAL, busy timeout, ``BEGIN IMMEDIATE`` for
-writes), the schema-version check, and turning driver errors into one-line
-:class:`~ganlab.errors.StoreError` messages. Other commands (worker, status,
-compare) open the database through :func:`open_engine` the same way.
+Everything dialect-specific is here: SQLite's connection set-up (WAL, busy
+timeout, ``BEGIN IMMEDIATE`` for writes), the schema-version check, and
+turning driver errors into one-line :class:`~ganlab.errors.StoreError`
+messages. Other commands (worker, status, compare) open the database through
+:func:`open_engine` the same way. Which database ``--db`` names is
+``urls.py``'s job; queueing this host's SQLite writers is ``write_gate.py``'s.
 """
 
 from __future__ import annotations
@@ -12,109 +13,27 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shlex
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
-
-try:
-    import fcntl
-except ImportError:  # Windows: SQLite's busy handler alone queues the writers
-    fcntl = None  # type: ignore[assignment]
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from ganlab.errors import DatabaseMissing, DatabaseUnreachable, SchemaMismatch, StoreError, first_line
 from ganlab.store.migrations import MIGRATIONS, Migration, apply_migrations
 from ganlab.store.models import SCHEMA_VERSION, Base, SchemaVersion
+from ganlab.store.urls import DB_ENV, check_url, db_hint, display_url, parse_url, sqlite_path
 
-DB_ENV = "GANLAB_DB"
-DEFAULT_URL = "sqlite:///experiments.db"
 # Seconds a writer waits for another's lock before SQLite gives up. Long, because
 # giving up loses the caller's change; claims hold the lock for about a millisecond.
 BUSY_TIMEOUT_S = 60.0
 # Execution option that makes a transaction take SQLite's write lock at BEGIN.
 WRITE_OPTION = "ganlab_write"
 _PG_CREATE_LOCK = 0x67616E6C  # advisory-lock key serialising schema creation on PostgreSQL
-
-
-def resolve_url(db: str | None = None) -> str:
-    """The database URL: ``db`` (``--db``), else ``$GANLAB_DB``, else ``sqlite:///experiments.db``.
-
-    A value without ``://`` is a file path and means SQLite. Blank values count
-    as not given; see :func:`check_url` for what is refused.
-    """
-    value = (db or "").strip() or (os.environ.get(DB_ENV) or "").strip() or DEFAULT_URL
-    if "://" not in value:
-        return f"sqlite:///{value}"
-    return value
-
-
-def parse_url(url: str) -> URL:
-    try:
-        return make_url(url)
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number, an unclosed [IPv6 address
-        raise StoreError(
-            f"--db {masked_url(url)!r} is not a database URL; give a file path, sqlite:///FILE or "
-            "postgresql+psycopg://USER@HOST/DB"
-        ) from None
-
-
-# scheme://user:PASSWORD@host...: the password runs to the last "@" (an unparsable URL may hold a raw "@" in it).
-_PASSWORD = re.compile(r"^(?P<head>[^/@]*://[^:/@]*):(?P<password>.*)@", re.DOTALL)
-
-
-def masked_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages about a URL that may not even parse."""
-    return _PASSWORD.sub(lambda m: f"{m['head']}:***@", url, count=1)
-
-
-def check_url(url: str) -> str:
-    """``url`` if it names a database ganlab can keep experiments in; StoreError (one line) otherwise.
-
-    Refuses what cannot be parsed, control characters (they would split the
-    one-line messages that name the database) and in-memory SQLite databases,
-    which would report success and throw the experiments away on exit.
-    """
-    if any(ord(c) < 32 or ord(c) == 127 for c in url):
-        # Not echoed: the value may hold a password, and it cannot be parsed to mask one.
-        raise StoreError("--db contains a control character (a newline, tab or escape); give a file path or a database URL")
-    parsed = parse_url(url)
-    if parsed.get_backend_name() == "sqlite" and _in_memory(parsed):
-        raise StoreError(
-            f"--db {url} is an in-memory SQLite database: whatever is queued would vanish when the command "
-            "ends; give a file path, e.g. --db experiments.db"
-        )
-    return url
-
-
-def _in_memory(parsed: URL) -> bool:
-    database = parsed.database or ""
-    if database in ("", ":memory:"):
-        return True
-    if not database.startswith("file:"):
-        return False
-    name, _, query = database[len("file:"):].partition("?")
-    modes = set(parse_qs(query).get("mode", [])) | {str(parsed.query.get("mode", ""))}
-    return name in ("", ":memory:") or "memory" in modes
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind an SQLite URL, or None (another dialect, or in memory)."""
-    parsed = parse_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return Path(database)
 
 
 def _exists(path: Path, url: str) -> bool:
@@ -129,19 +48,6 @@ def _exists(path: Path, url: str) -> bool:
             ) from None
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StoreError(f"cannot use --db {display_url(url)}: {why}") from None
-
-
-def display_url(url: str) -> str:
-    """How messages name the database: the file for SQLite, the URL without password otherwise."""
-    path = sqlite_path(url)
-    if path is not None:
-        return str(path)
-    return parse_url(url).render_as_string(hide_password=True)
-
-
-def db_hint(url: str) -> str:
-    """``--db X`` to repeat in a suggested command (quoted for a shell), empty for the default database."""
-    return "" if url == DEFAULT_URL else f" --db {shlex.quote(display_url(url))}"
 
 
 def make_engine(url: str, *, read_only: bool = False, sqlite_open: str = "") -> Engine:
@@ -225,86 +131,6 @@ def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
         # write transaction takes the lock up front and waits its turn instead.
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-class WriteGate:
-    """Queues this host's writers to one SQLite file on an OS file lock (``FILE-lock``).
-
-    SQLite makes a writer that finds the database locked sleep and retry, up
-    to 100 ms at a time, so under contention a claim can wait hundreds of
-    milliseconds while the lock sits free. A blocking ``flock`` is handed to
-    the next waiter as soon as it is released, and the releaser yields its
-    CPU so that waiter gets it before the releaser's own next write. SQLite's
-    own locking still guarantees correctness (other tools, a folder where the
-    lock file cannot be created); the gate only removes the idle waiting.
-
-    The lock file belongs to the database once a write has gone through; a
-    write that is refused (an unknown id, a lifecycle rule) removes the lock
-    file it created itself, so a rejected command leaves the folder as it was.
-    """
-
-    def __init__(self, db_path: Path | None) -> None:
-        self._path = Path(f"{db_path}-lock") if db_path is not None and fcntl is not None else None
-        self._fd: int | None = None
-        self._created = False  # this process created the lock file and no write has gone through yet
-        self._local = threading.RLock()
-        self._depth = 0
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._local:  # threads of one process share the file descriptor, so they queue here
-            fd = self._open() if self._depth == 0 else None
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            self._depth += 1
-            failed = True
-            try:
-                yield
-                failed = False
-            finally:
-                self._depth -= 1
-                if fd is not None:
-                    # Unlinking while holding the lock is safe: a process that opened the file
-                    # meanwhile locks an orphan inode, and SQLite's own lock still orders it.
-                    discard = failed and self._created
-                    if discard:
-                        self._unlink()
-                    self._created = False
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                    if discard:
-                        os.close(fd)
-                        self._fd = None  # the next write opens (and creates) the lock file afresh
-                    # Let a woken waiter run before this process comes back for its next write:
-                    # otherwise the releaser, still on the CPU, usually re-takes the lock first,
-                    # and on a busy host some claims wait behind many others (benchmark p99: 24 -> 12-15 ms).
-                    os.sched_yield()
-
-    def _open(self) -> int | None:
-        if self._path is None:
-            return None
-        if self._fd is None:
-            try:
-                try:
-                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-                    self._created = True
-                except FileExistsError:
-                    self._fd = os.open(self._path, os.O_RDWR)
-            except OSError:
-                self._path = None  # read-only folder: rely on SQLite's busy handler
-                return None
-        return self._fd
-
-    def _unlink(self) -> None:
-        try:
-            if self._path is not None:
-                self._path.unlink()
-        except OSError:
-            pass  # gone already, or the folder turned read-only: an empty lock file is harmless
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def translate_error(exc: DBAPIError, url: str) -> StoreError:

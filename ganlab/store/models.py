@@ -25,9 +25,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from ganlab.store.lifecycle import STATUSES
+
 SCHEMA_VERSION = 2
 
-STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
 WORKER_STATUSES = ("running", "stopped")
 
 
@@ -59,6 +60,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the experiment store; use datetime.now(timezone.utc)")
         return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, as the tables store it (aware, UTC)."""
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

@@ -45,17 +45,12 @@ from sqlalchemy import Engine, Select, Update, bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from ganlab.errors import IllegalTransition, LeaseLost
-from ganlab.store.database import db_hint
-from ganlab.store.models import Experiment, ExperimentTag, UTCDateTime
-from ganlab.store.storage import (
-    FINAL_STATUSES,
-    TRANSITIONS,
-    ExperimentRecord,
-    Store,
-    check_transition,
-    reconnects,
-    utcnow,
-)
+from ganlab.store.lifecycle import FINAL_STATUSES, TRANSITIONS, check_transition
+from ganlab.store.models import Experiment, ExperimentTag, UTCDateTime, utcnow
+from ganlab.store.reconnect import reconnects
+from ganlab.store.records import ExperimentRecord
+from ganlab.store.storage import Store
+from ganlab.store.urls import db_hint
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3

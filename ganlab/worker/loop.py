@@ -19,8 +19,8 @@ from pathlib import Path
 from types import FrameType
 
 from ganlab.errors import ConfigError, DatabaseUnreachable, LeaseLost, StoreError
-from ganlab.store.database import db_hint
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
+from ganlab.store.urls import db_hint
 from ganlab.training.run_dir import RunDir, derive_run_dir
 from ganlab.worker.child import CONFIG_NAME, LOG_NAME, Child, child_env, spawn
 from ganlab.worker.display import WorkerDisplay
