@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ganlab.compare.launcher import free_port, start_tensorboard
+from ganlab.tblog.launcher import free_port, start_tensorboard
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 # Chromium without the services that would reach out to the network or need a desktop session.

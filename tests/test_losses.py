@@ -13,11 +13,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from ganlab.autodiff import input_gradient  # noqa: E402
 from ganlab.builtin import losses  # noqa: E402
 from ganlab.params import resolve_params  # noqa: E402
 from ganlab.registry import Registry  # noqa: E402
 from ganlab.specs import LossSpec, RegularizerContext  # noqa: E402
+from ganlab.training.autodiff import input_gradient  # noqa: E402
 
 REAL = np.array([[2.0], [-1.0], [0.5], [30.0]], dtype="float32")
 FAKE = np.array([[-3.0], [0.0], [1.5], [-40.0]], dtype="float32")
@@ -321,7 +321,7 @@ def test_gradient_penalty_and_r1_under_jax() -> None:
         """
         import jax, keras, numpy as np
         assert keras.backend.backend() == "jax"
-        from ganlab.autodiff import input_gradient
+        from ganlab.training.autodiff import input_gradient
         from ganlab.builtin import losses
         from ganlab.specs import RegularizerContext
         specs = {}

@@ -16,7 +16,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from ganlab.cli.db_cmd import db_option, db_url, open_db
+from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.output import cell, console, print_json
 from ganlab.cli.types import ExperimentId
 from ganlab.compare.select import select_records

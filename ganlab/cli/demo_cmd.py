@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ganlab.cli.compare_cmd import load_rows, render
-from ganlab.cli.db_cmd import db_option, open_db
+from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.worker_cmd import run_worker
 from ganlab.compare.table import metric_names, resolve_columns, sort_rows
 from ganlab.config import Resolver

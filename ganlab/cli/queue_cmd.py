@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ganlab.cli.db_cmd import db_option, db_url, open_db
+from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_json, print_table, warn
 from ganlab.cli.types import Count, ExperimentId, Priority

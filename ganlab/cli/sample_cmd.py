@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ganlab.cli.db_cmd import db_option, open_db
+from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.types import Seed
 from ganlab.errors import ConfigError
 from ganlab.limits import MAX_EXPERIMENT_ID

@@ -8,15 +8,15 @@ from types import FrameType
 
 import click
 
-from ganlab.cli.db_cmd import db_option, db_url, open_db
+from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.output import warn
 from ganlab.cli.types import ExperimentId
-from ganlab.compare.launcher import TensorBoard, check_port_free, free_port, link_subset, start_tensorboard
 from ganlab.compare.select import select_records
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.store.lifecycle import STATUSES
 from ganlab.store.storage import Store
 from ganlab.store.urls import db_hint
+from ganlab.tblog.launcher import TensorBoard, check_port_free, free_port, link_subset, start_tensorboard
 
 
 @click.command("tensorboard")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ganlab.cli.db_cmd import db_option, open_db
+from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.output import print_json, print_table
 from ganlab.cli.types import Count, ExperimentId, Seconds
 from ganlab.errors import ConfigError, GanlabError

@@ -1,1 +1,1 @@
-"""Comparing runs: TensorBoard launching and the terminal comparison table."""
+"""Comparing runs: the terminal comparison table and the selection of runs to compare."""

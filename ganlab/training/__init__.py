@@ -1,4 +1,4 @@
-"""The training engine: one experiment, trained with Keras 3 on TensorFlow or JAX.
+"""The trainer: one experiment, trained with Keras 3 on TensorFlow or JAX.
 
 Import :func:`train` from here; keras is imported only when it runs, after the
 experiment's backend has been chosen.

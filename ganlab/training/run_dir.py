@@ -33,7 +33,7 @@ from ganlab.atomicfile import atomic_write
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
 from ganlab.names import printable, slugify
-from ganlab.training.checkpoint import checkpoint_path
+from ganlab.training.checkpoint import ResumePoint, checkpoint_path, resume_point
 
 
 def run_dir_name(name: str, exp_id: int | None = None) -> str:
@@ -122,6 +122,25 @@ class RunDir:
             return ExperimentConfig.from_dict(json.loads(self.config_file.read_text()))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{self.config_file} is not a ganlab config ({type(exc).__name__}: {exc})") from None
+
+    def claim(self, config: ExperimentConfig, resume: bool) -> ResumePoint | None:
+        """Check this directory may take ``config``'s run; the checkpoint to continue from, if ``resume``.
+
+        Raises a one-line ConfigError for a directory that already holds a run
+        (without ``resume``) or holds a different experiment.
+        """
+        if self.has_run():
+            saved = self.load_config()
+            if not resume:
+                raise ConfigError(
+                    f"run dir {self.path} already holds a run; pass --resume to continue it, or choose another --run-dir"
+                )
+            if saved.to_json() != config.to_json():
+                raise ConfigError(
+                    f"run dir {self.path} holds a different experiment (config {saved.hash}, this one {config.hash}); "
+                    "resume it with only --run-dir, or choose another --run-dir"
+                )
+        return resume_point(self.path) if resume else None
 
     def save_config(self, config: ExperimentConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ganlab.config import ExperimentConfig
 from ganlab.specs import LossSpec, RegularizerContext
+
+if TYPE_CHECKING:
+    from ganlab.training.models import Gan
 
 # Offsets folded into the per-step seed, one per random draw, so no two draws share numbers.
 Z_STREAM, LABEL_STREAM, REG_STREAM = 0, 1, 2
@@ -149,3 +152,14 @@ def loss_scale(opt: Any) -> Any | None:
     if isinstance(opt, keras.optimizers.LossScaleOptimizer):
         return opt.dynamic_scale
     return None
+
+
+def make_step(gan: Gan, settings: StepSettings, backend: str) -> Any:
+    """The compiled step for ``backend``: a TFStep or a JaxStep (same interface)."""
+    if backend == "jax":
+        from ganlab.training.step_jax import JaxStep
+
+        return JaxStep(gan, settings)
+    from ganlab.training.step_tf import TFStep
+
+    return TFStep(gan, settings)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ganlab.autodiff import input_gradient
 from ganlab.specs import RegularizerContext
+from ganlab.training.autodiff import input_gradient
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
     LABEL_STREAM,

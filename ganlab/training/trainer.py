@@ -25,7 +25,7 @@ from ganlab.errors import ConfigError, summary_line
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.backend import activate_backend, dtype_policy
-from ganlab.training.checkpoint import BackgroundSaver, all_finite, resume_point
+from ganlab.training.checkpoint import BackgroundSaver, all_finite
 from ganlab.training.data import BatchStream
 from ganlab.training.evaluation import MetricsTracker
 from ganlab.training.models import Gan, build_gan
@@ -34,7 +34,7 @@ from ganlab.training.report import BaseReporter, Reporter, TrainResult
 from ganlab.training.run_dir import RunDir
 from ganlab.training.run_lock import hold_run_dir
 from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
-from ganlab.training.step_common import StepSettings
+from ganlab.training.step_common import StepSettings, make_step
 
 
 def train(
@@ -71,17 +71,6 @@ def train(
     return trainer.run(resume=resume, wait_s=wait_s)
 
 
-def make_engine(gan: Gan, settings: StepSettings, backend: str) -> Any:
-    """The compiled step for ``backend``: a TFStep or a JaxStep (same interface)."""
-    if backend == "jax":
-        from ganlab.training.step_jax import JaxStep
-
-        return JaxStep(gan, settings)
-    from ganlab.training.step_tf import TFStep
-
-    return TFStep(gan, settings)
-
-
 class _Diverged(Exception):
     def __init__(self, step: int, what: str) -> None:
         super().__init__(what)
@@ -94,7 +83,7 @@ class Trainer:
 
     def __init__(self, config: ExperimentConfig, run_dir: RunDir, registry: Registry, reporter: Reporter) -> None:
         self.config = config
-        self.t = config.train
+        self.train_params = config.train
         self.run_dir = run_dir
         self.registry = registry
         self.reporter = reporter
@@ -105,29 +94,6 @@ class Trainer:
         self.start_warnings: list[str] = []
 
     # --------------------------------------------------------------- set-up
-
-    def _claim_run_dir(self, resume: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        """Check the directory fits this run; return the checkpoint to resume from, if any."""
-        rd = self.run_dir
-        if rd.has_run():
-            saved = rd.load_config()
-            if not resume:
-                raise ConfigError(
-                    f"run dir {rd.path} already holds a run; pass --resume to continue it, or choose another --run-dir"
-                )
-            if saved.to_json() != self.config.to_json():
-                raise ConfigError(
-                    f"run dir {rd.path} holds a different experiment (config {saved.hash}, this one {self.config.hash}); "
-                    "resume it with only --run-dir, or choose another --run-dir"
-                )
-        point = resume_point(rd.path) if resume else None
-        if point is None:
-            return None
-        if point.warning:
-            # Said at once, not only in the result: the user may prefer to stop and look.
-            print(f"warning: {point.warning}", file=sys.stderr, flush=True)
-            self.start_warnings.append(point.warning)
-        return point.arrays, point.state
 
     def _load_data(self) -> ImageData:
         data = self.data_spec.load(self.config.dataset_params)
@@ -146,27 +112,32 @@ class Trainer:
             return self._run(resume)
 
     def _run(self, resume: bool) -> TrainResult:
-        checkpoint = self._claim_run_dir(resume)
+        point = self.run_dir.claim(self.config, resume)
+        if point is not None and point.warning:
+            # Said at once, not only in the result: the user may prefer to stop and look.
+            print(f"warning: {point.warning}", file=sys.stderr, flush=True)
+            self.start_warnings.append(point.warning)
         data = self._load_data()
-        with dtype_policy(self.t["precision"]):
+        params = self.train_params
+        with dtype_policy(params["precision"]):
             gan = build_gan(self.config, self.arch_spec, data.info())
-            engine = make_engine(gan, self.settings, self.t["backend"])
+            gan_step = make_step(gan, self.settings, params["backend"])
             state: dict[str, Any] = {}
-            fixed_z, fixed_labels = noise(GRID_SIZE, gan.latent_dim, gan.num_classes, self.t["seed"], GRID_STREAM)
-            if checkpoint is not None:
-                arrays, state = checkpoint
+            fixed_z, fixed_labels = noise(GRID_SIZE, gan.latent_dim, gan.num_classes, params["seed"], GRID_STREAM)
+            if point is not None:
+                arrays, state = point.arrays, point.state
                 gan.load_arrays(arrays)
-                engine.pull()
+                gan_step.pull()
                 fixed_z = arrays.get("fixed/z", fixed_z)
                 fixed_labels = arrays.get("fixed/labels", fixed_labels)
             # Written only now: a run that could not even start leaves the directory free.
             self.run_dir.save_config(self.config)
-            warning = precision_warning(self.t["precision"], on_accelerator(self.t["backend"]), cpu_flags())
+            warning = precision_warning(params["precision"], on_accelerator(params["backend"]), cpu_flags())
             if warning:
                 # Said now, not in the result hours later: the run is still cheap to stop.
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
             warnings = self.start_warnings + ([warning] if warning else [])
-            return _Loop(self, data, gan, engine, state, fixed_z, fixed_labels, warnings).run()
+            return _Loop(self, data, gan, gan_step, state, fixed_z, fixed_labels, warnings).run()
 
 
 def _note(message: str) -> None:
@@ -181,7 +152,7 @@ class _Loop:
         trainer: Trainer,
         data: ImageData,
         gan: Gan,
-        engine: Any,
+        gan_step: Any,
         state: Mapping[str, Any],
         fixed_z: np.ndarray,
         fixed_labels: np.ndarray | None,
@@ -189,20 +160,20 @@ class _Loop:
     ) -> None:
         from ganlab.tblog import RunWriter
 
-        self.tr = trainer
-        self.t = trainer.t
-        self.rd = trainer.run_dir
+        self.trainer = trainer
+        self.train_params = params = trainer.train_params
+        self.run_dir = trainer.run_dir
         self.reporter = trainer.reporter
         self.gan = gan
-        self.engine = engine
+        self.gan_step = gan_step
         self.fixed_z, self.fixed_labels = fixed_z, fixed_labels
         self.start = int(state.get("step", 0))
         self.step = self.start
         self.checkpoint_step = self.start if state else None  # the last checkpoint known to be on disk
         self.saver = BackgroundSaver()
         self._saving: tuple[int, bool] | None = None  # (step, is it 'latest') of the write in flight
-        self.stream = BatchStream(data, int(self.t["batch_size"]), int(self.t["seed"]), int(state.get("batches_taken", 0)))
-        self.tracker = MetricsTracker(data, int(self.t["eval_samples"]), int(self.t["seed"]), state.get("metrics"))
+        self.stream = BatchStream(data, int(params["batch_size"]), int(params["seed"]), int(state.get("batches_taken", 0)))
+        self.tracker = MetricsTracker(data, int(params["eval_samples"]), int(params["seed"]), state.get("metrics"))
         self.eval_z, self.eval_labels = self._eval_noise(data)
         self.last: dict[str, float] = dict(state.get("last_losses", {}))
         # Lets 'ganlab sample' rebuild the generator without the dataset.
@@ -211,25 +182,26 @@ class _Loop:
             "num_classes": gan.num_classes,
             "class_names": list(data.class_names) if data.class_names else None,
         }
-        self.chunk = max(int(self.t["batch_size"]), 64)
+        self.chunk = max(int(params["batch_size"]), 64)
         self.warnings = list(warnings)
         if self.start:
-            self.rd.truncate_metrics(self.start)
+            self.run_dir.truncate_metrics(self.start)
         # After a resume, TensorBoard drops what the dead process logged past the checkpoint's step.
-        self.writer = RunWriter(self.rd.path, resume_step=self.start + 1 if self.start else None)
+        self.writer = RunWriter(self.run_dir.path, resume_step=self.start + 1 if self.start else None)
 
     def _eval_noise(self, data: ImageData) -> tuple[np.ndarray, np.ndarray | None]:
-        z, labels = noise(int(self.t["eval_samples"]), self.gan.latent_dim, None, self.t["seed"], EVAL_STREAM)
+        params = self.train_params
+        z, labels = noise(int(params["eval_samples"]), self.gan.latent_dim, None, params["seed"], EVAL_STREAM)
         if self.gan.conditional:
             # Labels drawn like the data's, so class balance matches the real side of the comparison.
-            rng = np.random.default_rng([int(self.t["seed"]), EVAL_STREAM, 1])
+            rng = np.random.default_rng([int(params["seed"]), EVAL_STREAM, 1])
             labels = rng.choice(np.asarray(data.labels), size=len(z)).astype(np.int32)
         return z, labels
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> TrainResult:
-        total = int(self.t["steps"])
+        total = int(self.train_params["steps"])
         try:
             self._open_session()
             self.reporter.on_start(self.start, total)
@@ -251,7 +223,7 @@ class _Loop:
             self.writer.close()
 
     def _open_session(self) -> None:
-        config = self.tr.config
+        config = self.trainer.config
         if self.start == 0:
             hparams = {k: v for k, v in config.flat().items() if v is not None}
             self.writer.hparams_start(hparams)
@@ -263,10 +235,10 @@ class _Loop:
         self.writer.hparams_end("running")
 
     def _train_until(self, total: int) -> TrainResult:
-        t = self.t
-        n_critic = int(t["n_critic"])
-        images_per_step = int(t["batch_size"]) * n_critic
-        every = {k: int(t[k]) for k in ("log_every", "sample_every", "eval_every", "checkpoint_every")}
+        params = self.train_params
+        n_critic = int(params["n_critic"])
+        images_per_step = int(params["batch_size"]) * n_critic
+        every = {k: int(params[k]) for k in ("log_every", "sample_every", "eval_every", "checkpoint_every")}
         window_steps, window_time = 0, 0.0
         compiled = False
         pending: tuple[int, dict[str, Any], bool] | None = None
@@ -283,7 +255,7 @@ class _Loop:
             started = time.perf_counter()
             images, labels = self.stream.next(n_critic)
             logs = (self.step + 1) % every["log_every"] == 0 or self.step + 1 == total
-            out = self.engine(images, labels, self.step + 1, norms=logs)
+            out = self.gan_step(images, labels, self.step + 1, norms=logs)
             self.step += 1
             # Read the previous step's losses while this one runs (JAX dispatches asynchronously).
             if pending is not None:
@@ -329,7 +301,7 @@ class _Loop:
             error=error,
             traceback=tb,
             warnings=list(self.warnings),
-            run_dir=str(self.rd.path),
+            run_dir=str(self.run_dir.path),
             start_step=self.start,
         )
 
@@ -346,8 +318,8 @@ class _Loop:
 
     def _log(self, steps_per_s: float, images_per_s: float) -> None:
         scalars = dict(self.last)
-        scalars["lr/generator"] = float(self.t["lr_g"])
-        scalars["lr/discriminator"] = float(self.t["lr_d"])
+        scalars["lr/generator"] = float(self.train_params["lr_g"])
+        scalars["lr/discriminator"] = float(self.train_params["lr_d"])
         if math.isfinite(steps_per_s):
             scalars["perf/steps_per_s"] = steps_per_s
             scalars["perf/images_per_s"] = images_per_s
@@ -357,14 +329,14 @@ class _Loop:
     def _log_samples(self) -> None:
         from ganlab.tblog import image_grid, save_png
 
-        images = generate_all(self.engine.generate, self.fixed_z, self.fixed_labels, len(self.fixed_z))
+        images = generate_all(self.gan_step.generate, self.fixed_z, self.fixed_labels, len(self.fixed_z))
         grid = image_grid(images, ncols=int(math.sqrt(len(images))) or None)
         self.writer.image("samples", grid, self.step)
-        self.rd.samples_png.parent.mkdir(parents=True, exist_ok=True)
-        save_png(grid, self.rd.output(self.rd.samples_png))  # atomic itself
+        self.run_dir.samples_png.parent.mkdir(parents=True, exist_ok=True)
+        save_png(grid, self.run_dir.output(self.run_dir.samples_png))  # atomic itself
 
     def _evaluate(self) -> bool:
-        fake = generate_all(self.engine.generate, self.eval_z, self.eval_labels, self.chunk)
+        fake = generate_all(self.gan_step.generate, self.eval_z, self.eval_labels, self.chunk)
         try:
             record, improved = self.tracker.evaluate(self.step, fake)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
@@ -373,18 +345,18 @@ class _Loop:
             message = f"evaluation at step {self.step} failed: {type(exc).__name__}: {exc}"
             self.warnings.append(message)
             self.writer.text("warnings", message, self.step)
-            self.rd.append_metrics({"step": self.step, "error": message})
+            self.run_dir.append_metrics({"step": self.step, "error": message})
             return False
         self.writer.scalars(self.tracker.scalars(), self.step)
         self.writer.flush()
-        self.rd.append_metrics(
+        self.run_dir.append_metrics(
             {"step": self.step, **record, "ema": self.gan.ema_generator is not None, "protocol": self.tracker.protocol}
         )
         self.reporter.on_eval(self.step, {**record, **{f"best_{k}": v for k, v in self.tracker.best.items()}})
         return improved
 
     def _save(self, which: tuple[str, ...]) -> None:
-        self.engine.push()
+        self.gan_step.push()
         arrays = self.gan.to_arrays()
         if not all_finite(arrays):
             raise _Diverged(self.step, "a weight became NaN or Inf")
@@ -394,8 +366,8 @@ class _Loop:
         state = {
             "step": self.step,
             "batches_taken": self.stream.batches_taken,
-            "config_hash": self.tr.config.hash,
-            "backend": self.t["backend"],
+            "config_hash": self.trainer.config.hash,
+            "backend": self.train_params["backend"],
             "data": self.data_info,
             "metrics": self.tracker.state(),
             "last_losses": self.last,
@@ -403,7 +375,7 @@ class _Loop:
         }
         self._settle_saves()
         # Written in the background while training goes on: the arrays are a snapshot no step changes.
-        self.saver.save([self.rd.output(self.rd.checkpoint(name)) for name in which], arrays,
+        self.saver.save([self.run_dir.output(self.run_dir.checkpoint(name)) for name in which], arrays,
                         [{**state, "kind": name} for name in which])
         self._saving = (self.step, "latest" in which)
         self.writer.flush()

@@ -139,17 +139,16 @@ def _rehearse(backend: str) -> None:
     from ganlab.registry import Registry
     from ganlab.specs import DataInfo
     from ganlab.training.models import build_gan
-    from ganlab.training.step_common import StepSettings
-    from ganlab.training.trainer import make_engine
+    from ganlab.training.step_common import StepSettings, make_step
 
     registry = Registry().load(entry_points=False, local=False)  # built-ins only: no user code runs here
     sets = {"size": 16, "base_filters": 8, "batch_size": 8, "latent_dim": 8, "backend": backend}
     config = Resolver(registry, check_data=False).resolve("dcgan", "digits", "non-saturating", sets)
     gan = build_gan(config, registry.architecture("dcgan"), DataInfo((16, 16, 1), None, 16))
-    engine = make_engine(gan, StepSettings.from_config(config, registry.loss("non-saturating")), backend)
-    out = engine(np.zeros((1, 8, 16, 16, 1), np.uint8), None, 1)
+    step = make_step(gan, StepSettings.from_config(config, registry.loss("non-saturating")), backend)
+    out = step(np.zeros((1, 8, 16, 16, 1), np.uint8), None, 1)
     {k: float(np.asarray(v)) for k, v in out.items()}
-    engine.generate(np.zeros((8, 8), np.float32), None)
+    step.generate(np.zeros((8, 8), np.float32), None)
 
 
 def _serve() -> int:

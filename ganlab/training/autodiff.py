@@ -1,7 +1,7 @@
 """Input gradients for the active Keras backend.
 
 Gradient penalties and R1 need d D(x) / dx, which ``keras.ops`` cannot
-express. The engine hands this function to loss regularisers through
+express. The compiled GAN step hands this function to loss regularisers through
 :class:`ganlab.RegularizerContext`, so loss plugins stay backend-free.
 """
 
