@@ -135,7 +135,8 @@ def main() -> None:
             r = results[key] = measure(Path(tmp) / key, steps, *worker_args)
             print(f"{label}: training {statistics.median(r['training_s']):.1f} s, claim -> first step median "
                   f"{statistics.median(r['claim_to_first_step_s']):.2f} s, idle between experiments median "
-                  f"{statistics.median(r['idle_between_s']):.2f} s, max {max(r['idle_between_s']):.2f} s (goal < 3 s)")
+                  f"{statistics.median(r['idle_between_s']):.2f} s, max {max(r['idle_between_s']):.2f} s (goal < 3 s); "
+                  f"each: {', '.join(f'{x:.2f}' for x in r['idle_between_s'])} s")
     off = statistics.median(results["off"]["idle_between_s"])
     for key in ("long", "short"):
         print(f"idle ratio {key} / no-prestart: {statistics.median(results[key]['idle_between_s']) / off:.2f}x; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ganlab.training.keras_import import LeanFinder, hidden_for
+from ganlab.training import keras_import
+from ganlab.training.keras_import import LeanFinder, hidden_for, installed_versions, is_tested
 
 
 @pytest.fixture
@@ -64,8 +66,9 @@ def test_a_package_that_needs_the_hidden_one_still_imports(fake_packages):
 
 
 def test_a_package_imported_before_is_not_hidden(fake_packages):
+    # import_module, not two import statements: an import sorter would put fakekeras first.
+    importlib.import_module("fakeopt")
     import fakekeras
-    import fakeopt  # noqa: F401
 
     assert fakekeras.HAVE_OPT is True
 
@@ -76,11 +79,27 @@ def test_only_tensorflow_runs_hide_jax():
     assert hidden_for(None) == ("sklearn",)
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_a_training_process_starts_without_loading_them(backend):
-    """What `ganlab train` does first: choose the backend, then import Keras; both packages still work after."""
+def test_the_guard_acts_only_with_the_versions_it_was_tested_with():
+    assert is_tested({"keras": "3.15.1", "tensorflow": "2.21.0"})
+    assert is_tested({"keras": "3.15.0", "tensorflow": None})  # a JAX-only install
+    assert not is_tested({"keras": "3.16.0", "tensorflow": "2.21.0"})
+    assert not is_tested({"keras": "3.15.1", "tensorflow": "2.22.0rc1"})
+    assert not is_tested({"keras": "3.15.1", "tensorflow": "unknown"})  # importable, no metadata under that name
+    assert not is_tested({"keras": None, "tensorflow": "2.21.0"})
+
+
+def _start_training_process(backend: str, keras_version: str | None = None) -> dict:
+    """What `ganlab train` does first: choose the backend, then import Keras; both packages must still work after.
+
+    ``keras_version`` makes the guard's own version gate read that Keras version instead of the installed one.
+    """
+    fake = "" if keras_version is None else (
+        f"keras_import.installed_versions = lambda: {{**real_versions(), 'keras': {keras_version!r}}}")
     script = textwrap.dedent(f"""
         import json, sys
+        from ganlab.training import keras_import
+        real_versions = keras_import.installed_versions
+        {fake}
         from ganlab.training.backend import activate_backend, prefer_backend
         prefer_backend({backend!r})
         activate_backend({backend!r})
@@ -98,6 +117,32 @@ def test_a_training_process_starts_without_loading_them(backend):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["backend"] == backend and out["shape"] == [1, 2]
-    assert out["loaded"] == (["jax"] if backend == "jax" else [])
     assert out["jax"] == 2.0 and out["sklearn"] == "MLPClassifier"
+    return out
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_training_process_starts_without_loading_them(backend):
+    if not is_tested(installed_versions()):
+        pytest.skip(f"the guard steps aside for these untested versions: {installed_versions()}")
+    out = _start_training_process(backend)
+    assert out["loaded"] == (["jax"] if backend == "jax" else [])
+
+
+def test_with_an_untested_keras_the_guard_steps_aside():
+    """A Keras release the guard was not tested with imports the plain way, loading what its init loads."""
+    out = _start_training_process("tensorflow", keras_version="3.99.0")
+    assert out["loaded"] == ["jax", "sklearn"]
+
+
+def test_with_an_untested_keras_nothing_is_installed(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for root in keras_import.ROOTS:  # as in a fresh process; put back afterwards
+        monkeypatch.delitem(sys.modules, root, raising=False)
+    monkeypatch.setattr(keras_import, "installed_versions", lambda: {"keras": "3.99.0", "tensorflow": "2.21.0"})
+    keras_import.install("tensorflow")
+    assert not any(isinstance(f, LeanFinder) for f in sys.meta_path)
+    monkeypatch.setattr(keras_import, "installed_versions", lambda: {"keras": "3.15.1", "tensorflow": "2.21.0"})
+    keras_import.install("tensorflow")
+    assert sum(isinstance(f, LeanFinder) for f in sys.meta_path) == 1
 

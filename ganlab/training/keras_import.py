@@ -13,13 +13,21 @@ Both imports sit inside ``try/except ImportError``, so hiding the two packages
 while Keras (or TensorFlow) runs its package ``__init__`` skips them. Only that
 first package import is affected: afterwards both import as usual, and a
 version of either library that needs them after all gets them on a second try.
+
+The guard leans on how two libraries lay out their package set-up, so it acts
+only with the Keras and TensorFlow versions it was measured and tested with
+(``TESTED``); with any other version it steps aside and Keras imports the plain
+way. Moving to a new version means measuring it again
+(benchmarks/bench_startup.py) and adding it there.
 """
 
 from __future__ import annotations
 
 import importlib.abc
+import importlib.metadata
+import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -32,10 +40,43 @@ def hidden_for(backend: str | None) -> tuple[str, ...]:
     return ("jax", "sklearn") if backend == "tensorflow" else ("sklearn",)
 
 
+#: Release series (major.minor) the guard was measured and tested with; a missing TensorFlow (a JAX-only install) is fine.
+TESTED = {"keras": ("3.15",), "tensorflow": ("2.21",)}
+
+
+def installed_versions() -> dict[str, str | None]:
+    """The installed Keras and TensorFlow versions from package metadata, None where absent (nothing is imported).
+
+    A package importable under another distribution's name (``tensorflow-cpu``, a nightly) reads as
+    ``"unknown"``, which no tested series matches.
+    """
+    versions: dict[str, str | None] = {}
+    for name in TESTED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown" if importlib.util.find_spec(name) is not None else None
+    return versions
+
+
+def is_tested(versions: Mapping[str, str | None]) -> bool:
+    """Whether ``versions`` (as from ``installed_versions``) are ones the guard was tested with."""
+    keras, tensorflow = versions.get("keras"), versions.get("tensorflow")
+    return (keras is not None and _series(keras) in TESTED["keras"]
+            and (tensorflow is None or _series(tensorflow) in TESTED["tensorflow"]))
+
+
+def _series(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
 def install(backend: str | None) -> None:
-    """Guard the first import of Keras and TensorFlow in this process (idempotent; no effect once imported)."""
+    """Guard the first import of Keras and TensorFlow in this process (idempotent; no effect once imported).
+
+    With untested Keras or TensorFlow versions nothing is installed: Keras imports the plain way.
+    """
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LeanFinder)]
-    if not all(root in sys.modules for root in ROOTS):
+    if not all(root in sys.modules for root in ROOTS) and is_tested(installed_versions()):
         sys.meta_path.insert(0, LeanFinder(ROOTS, hidden_for(backend)))
 
 
