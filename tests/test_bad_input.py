@@ -178,6 +178,22 @@ def test_logs_n_must_be_at_least_one(queued: Path) -> None:
     assert ok(["logs", "--db", str(queued), "1", "-n", "2"]).output == "line 6\nline 7\n"
 
 
+def test_logs_prints_stored_text_and_log_lines_as_text(queued: Path) -> None:
+    """A run dir stored in the queue, and what a run's log holds, cannot drive the terminal."""
+    esc = "\x1b]8;;http://x\x1b\\"
+    run_dir = queued.parent / "runs" / f"exp{esc}"
+    with Queue.open(str(queued)) as q:
+        claim = q.claim("w", lease_s=60)
+        assert claim is not None
+        q.set_run_dir(claim.id, claim.token, str(run_dir))
+    missing = refused(["logs", "--db", str(queued), "1"], queued.parent, "no log at", "\\x1b]8;;http")
+    assert "\x1b" not in missing
+    run_dir.mkdir(parents=True)
+    (run_dir / LOG_NAME).write_text(f"step 1\tok\nname {esc}red\x1b[31m\n")
+    shown = ok(["logs", "--db", str(queued), "1"]).output
+    assert "\x1b" not in shown and shown == "step 1\tok\nname \\x1b]8;;http://x\\x1b\\red\\x1b[31m\n"
+
+
 def test_each_bound_is_the_same_on_sqlite_and_postgresql(db_url: str) -> None:  # noqa: F811
     """The largest value is stored on both dialects and one more is refused on both, with the same message."""
     ok(_queue(db_url, "add", "--steps", str(DB_INT_MAX), "--priority", str(DB_INT_MAX),

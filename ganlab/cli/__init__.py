@@ -9,6 +9,7 @@ import click
 
 from ganlab import __version__
 from ganlab.errors import ConfigError, GanlabError
+from ganlab.names import printable
 from ganlab.plugin_files import PinnedFile, absolute, check_folder
 from ganlab.registry import PLUGINS_DIR_ENV, Registry, load_plugins, resolve_plugins_dir
 
@@ -20,7 +21,8 @@ class GanlabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GanlabError as exc:
-            error = click.ClickException(str(exc))
+            # Messages may quote stored values (paths, names): their control characters print as text.
+            error = click.ClickException(printable(str(exc)))
             error.exit_code = getattr(exc, "exit_code", error.exit_code)  # e.g. a refused plugin file: 5
             raise error from None
 

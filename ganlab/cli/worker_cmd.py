@@ -14,6 +14,7 @@ from ganlab.cli.output import print_json, print_table
 from ganlab.cli.types import Count, ExperimentId, Seconds
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
+from ganlab.names import printable
 from ganlab.store.models import utcnow
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
 from ganlab.worker.child import LOG_NAME
@@ -125,18 +126,19 @@ def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None) -> No
     path = Path(record.run_dir) / LOG_NAME
     if not path.is_file():
         host = f" on host {record.run_host}" if record.run_host else ""
-        raise GanlabError(f"no log at {path}{host}; run 'ganlab logs' on the host that ran it, or share the runs folder")
+        raise GanlabError(f"no log at {printable(str(path))}{host}; run 'ganlab logs' on the host that ran it, or share the runs folder")
     with open(path, encoding="utf-8", errors="replace") as fh:
         text = fh.read()
         shown = text.splitlines()[-lines:] if lines else text.splitlines()
+        # The log holds stored names and whatever plugin code printed: escape sequences show as text.
         for line in shown:
-            click.echo(line)
+            click.echo(printable(line, keep="\t"))
         if not follow:
             return
         while True:
             chunk = fh.read()
             if chunk:
-                sys.stdout.write(chunk)
+                sys.stdout.write(printable(chunk, keep="\n\t"))
                 sys.stdout.flush()
                 continue
             with open_db(ctx, Queue, read_only=True) as queue:
