@@ -81,6 +81,9 @@ class ChaosReport:
     kills: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     succeeded_lines: dict[str, int] = field(default_factory=dict)
+    # Runs whose log ends without "succeeded at step" or "already complete at step": a succeeded row
+    # whose log does not say how it ended (a resume that found every step done says the latter).
+    unexplained_ends: int = 0
     max_trainers_per_run_dir: int = 0
     max_writers_per_run_dir: int = 0
     samples_with_two_writers: int = 0
@@ -101,7 +104,8 @@ class ChaosReport:
              f"writers on one run dir: {self.samples_with_two_writers} of {self.samples})"),
             (f"orphans seen: {self.orphans}; longest life after its worker's death: {self.max_orphan_life_s:.1f} s; "
              f"still alive when the drain ended: {self.left_alive}"),
-            (f"run dirs with more than one 'succeeded at step': {self.finished_twice}; "
+            (f"run dirs with more than one 'succeeded at step': {self.finished_twice}; succeeded rows whose "
+             f"log does not say so: {self.unexplained_ends}; "
              f"highest load average: {self.max_load:.1f}; {self.duration_s:.0f} s in all"),
         ]
 
@@ -290,6 +294,8 @@ def run_chaos(plan: ChaosPlan, work: Path, say=print) -> ChaosReport:  # type: i
         except OSError:
             text = ""
         report.succeeded_lines[str(run_dir)] = len(re.findall(r"^succeeded at step", text, re.M))
+        if status == "succeeded" and not re.search(r"^(succeeded|already complete) at step", text, re.M):
+            report.unexplained_ends += 1
     report.finished_twice = sum(n > 1 for n in report.succeeded_lines.values())
     report.duration_s = time.monotonic() - started
     return report

@@ -253,7 +253,10 @@ def test_random_kill_9_of_workers_never_has_two_trainers_on_a_run_nor_finishes_o
     report = run_chaos(plan, tmp_path, say=lambda _: None)
     figures = "\n".join(report.lines())
     assert report.statuses == {"succeeded": 4}, figures
-    assert sorted(report.succeeded_lines.values()) == [1, 1, 1, 1], report.succeeded_lines  # trained to the end once
+    # Trained to the end at most once; a run whose trainer died between its last checkpoint and its
+    # last log line is recorded by the resume, which says "already complete" instead.
+    assert report.finished_twice == 0, report.succeeded_lines
+    assert report.unexplained_ends == 0, figures
     assert report.max_writers_per_run_dir == 1, figures  # never two processes training one run at once
     assert report.left_alive == 0, figures
     assert report.max_orphan_life_s < EXIT_BOUND_S, figures

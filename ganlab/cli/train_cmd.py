@@ -102,12 +102,14 @@ def train(
         # Nobody is left to record it: the worker that resumes the run records it (at once, all steps
         # being done), so the log says "succeeded" once, for the attempt whose result counts.
         result.status = "stopped"
+    # The log line first: once the worker has the result it may record it and be killed with this
+    # process at any moment, and a row marked succeeded must never have a log that does not say so.
+    _print_result(result, stop, orphaned)
     if pipe is not None:
         # The worker stores these in the database: 'ganlab compare' shows final and best values.
         best = {f"best_{k}": v for k, v in result.best_metrics.items()}
         pipe.on_result(result.status, result.step, {**result.metrics, **best}, result.error)
         pipe.close()
-    _print_result(result, stop, orphaned)
     ctx.exit(EXIT_CODES[result.status])
 
 
