@@ -96,9 +96,15 @@ def test_table_lists_started_runs_with_the_hyperparameters_that_differ(db):
     header = next(line for line in out.splitlines() if " name " in line)
     cells = [c.strip() for c in re.split(r"[┃│|]", header) if c.strip()]
     assert cells[:2] == ["id", "name"] and cells[-1] == "wall"
-    assert {"loss", "train.seed", "train.lr_g", "status", "steps", "fd", "kid", "best_fd", "best_kid"} <= set(cells)
+    # Training settings are headed without their "train." prefix (--columns and --json keep it).
+    assert {"loss", "seed", "status", "steps", "fd", "kid", "best_fd", "best_kid"} <= set(cells)
     # Same everywhere (arch, dataset), bookkeeping (checkpoint_every), or one loss's own constant: no column.
     assert not {"arch", "dataset", "train.batch_size", "train.checkpoint_every", "loss.gp_weight"} & set(cells)
+    # Each loss's own Adam defaults: the loss column says it all, and the caption names what it folds.
+    assert "lr_g" not in cells and "beta_1" not in cells
+    caption = " ".join(out.split("└")[-1].split())
+    assert "train.beta_1, train.beta_2, train.lr_d, train.lr_g, train.n_critic follow loss (--columns all" in caption
+    assert "fd of real vs real data (the floor): 0.5" in caption
     # Floors and the best's step are context, not scores: only in JSON and CSV.
     assert "fd_floor" not in cells and "best_step" not in cells and "fd_floor" in out
     rows = {int(m.group(1)): m.group(0) for m in re.finditer(r"^[│|]\s*(\d+)\s*[│|].*$", out, re.M)}
@@ -137,6 +143,44 @@ def test_the_best_value_of_each_metric_column_is_highlighted(db):
     assert sorted(bold_green) == sorted(BEST.values()), bold_green
     plain = ok(db).stdout
     assert "\x1b[" not in plain  # piped output stays plain text
+
+
+def _table_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+
+
+@pytest.mark.parametrize("width", [100, 80])
+def test_the_table_fits_the_terminal_and_never_cuts_a_number(db, width):
+    out = ok(db, "--sort", "fd", env={"COLUMNS": str(width)}).stdout
+    lines = _table_lines(out)
+    assert lines and max(len(line) for line in lines) <= width, "\n".join(lines)
+    rows = {int(m.group(1)): m.group(0) for m in re.finditer(r"^│\s*(\d+)\s*│.*$", out, re.M)}
+    # Every final value whole, on its row's one line; names keep both ends ("…" in the middle when cut).
+    assert "2.125" in rows[3] and "0.29" in rows[3] and "3.75" in rows[4] and "6.5" in rows[2]
+    assert re.search(r"hinge-seed=0|hinge…|…ed=0|-seed=0", rows[3])
+    assert "succeeded" in rows[3] and "diverged" in rows[5]
+
+
+def test_a_narrow_terminal_loses_the_best_columns_first_and_says_so(db):
+    out = ok(db, env={"COLUMNS": "70"}).stdout
+    header = next(line for line in out.splitlines() if " name " in line)
+    cells = [c.strip() for c in re.split(r"[┃│|]", header) if c.strip()]
+    assert "fd" in cells and "kid" in cells and "best_fd" not in cells and "best_kid" not in cells
+    caption = " ".join(out.split("└")[-1].split())
+    assert "best_fd, best_kid left out to fit the terminal (--json shows every value)" in caption
+    rows = {int(m.group(1)): m.group(0) for m in re.finditer(r"^│\s*(\d+)\s*│.*$", out, re.M)}
+    assert "2.125" in rows[3] and "4.25" in rows[1]
+
+
+def test_columns_all_shows_every_setting(db):
+    out = ok(db, "--columns", "all", "--json").stdout
+    record = json.loads(out)[0]
+    assert {"train.lr_g", "train.batch_size", "train.checkpoint_every", "arch", "dataset"} <= set(record)
+    table = ok(db, "--columns", "all", env={"COLUMNS": "100"}).stdout
+    header = next(line for line in table.splitlines() if " name " in line)
+    assert " lr_g " in header and " batch_size " in header and "follow loss" not in table
+    # With more columns than any terminal holds, values still print whole (wider lines, never crushed).
+    assert "2.125" in next(line for line in table.splitlines() if re.match(r"^│\s*3\s*│", line))
 
 
 def test_csv_parses_back_to_the_json_records(db):

@@ -19,11 +19,13 @@ from rich.text import Text
 from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.output import cell, console, print_json
 from ganlab.cli.types import ExperimentId
+from ganlab.compare.fit import fit_widths, middle_ellipsis, table_width
 from ganlab.compare.select import select_records
 from ganlab.compare.table import (
     RunRow,
     best_values,
     flat_metrics,
+    follows_plugin,
     group_seeds,
     is_reference,
     metric_names,
@@ -31,6 +33,7 @@ from ganlab.compare.table import (
     sort_rows,
     table_metrics,
     to_records,
+    varying_keys,
 )
 from ganlab.config import ExperimentConfig
 from ganlab.names import printable
@@ -40,6 +43,8 @@ from ganlab.store.storage import Store
 from ganlab.store.urls import db_hint
 
 BEST_STYLE = "bold green"
+# Shortest a text column gets before columns are dropped: a row's name and status must stay readable.
+_FLOORS = {"name": 12, "status": 12}
 NOTHING_MATCHES = "no experiments match (try without --tag/--status, or see: ganlab queue list{db})"
 
 
@@ -69,24 +74,24 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def render(rows: list[RunRow], columns: list[str], metrics: list[str], title: str | None = None) -> None:
-    """Print the rows as a table: the best value of each metric column in bold green.
+def render(rows: list[RunRow], columns: list[str] | None, metrics: list[str], title: str | None = None) -> None:
+    """Print the rows as a table that fits the terminal: the best value of each metric column in bold green.
 
     ``metrics`` may name every metric; the table keeps the scores (see
-    :func:`ganlab.compare.table.table_metrics`).
+    :func:`ganlab.compare.table.table_metrics`). ``columns=None`` shows the
+    settings that differ, less those a plugin column fixes (see
+    :func:`ganlab.compare.table.follows_plugin`), named in the caption. Numbers are never cut or wrapped; names and settings end in an ellipsis
+    when the terminal is too narrow for them.
     """
+    folded: dict[str, str] = {}
+    if columns is None:
+        varying = varying_keys(rows)
+        folded = follows_plugin(rows, varying)
+        columns = [c for c in varying if c not in folded]
     shown = table_metrics(metrics)
     best = best_values(rows, shown)
-    hidden = [m for m in metrics if is_reference(m)]
-    caption = f"{len(rows)} row(s); best value per metric in {BEST_STYLE}"
-    if hidden:
-        caption += f"; {', '.join(hidden)} in --json/--csv"
-    # Metric and setting names come from stored rows too: headers and caption are plain text, like the cells.
-    table = Table(title=title, caption=cell(caption), header_style="bold")
-    for col in ["id", "name", *columns, "status", "steps", *shown, "wall"]:
-        # Fold rather than cut: a narrow terminal must not hide which loss or name a row is.
-        table.add_column(cell(col), justify="right" if col in shown or col in ("id", "steps", "wall") else "left",
-                         overflow="fold")
+    numeric = {"id", "steps", "wall", *shown}
+    body: list[list[Text]] = []
     for r in rows:
         # Text cells, not markup strings: a name or value with "[...]" must print as it is.
         cells: list[Text] = [cell(r.id), cell(r.name), *(cell(_fmt(r.hparams.get(c))) for c in columns),
@@ -99,8 +104,85 @@ def render(rows: list[RunRow], columns: list[str], metrics: list[str], title: st
             # The best value per column is what a reader looks for first.
             cells.append(Text(text, style=BEST_STYLE if v is not None and best.get(m) == v else ""))
         cells.append(Text(_duration(r.wall_s)))
-        table.add_row(*cells)
-    console().print(table)
+        body.append(cells)
+    # "train." is most of a setting's header and says nothing: the plugins' settings keep their prefix.
+    fixed = {"id", "name", "status", "steps", "wall", *shown}
+    headers = ["id", "name", *(_short(c, fixed) for c in columns), "status", "steps", *shown, "wall"]
+    widths, dropped = _layout(headers, body, numeric)
+    table = Table(title=title, caption=cell(_caption(rows, metrics, folded, dropped)), header_style="bold",
+                  caption_justify="left", pad_edge=False)
+    keep = [i for i, col in enumerate(headers) if col not in dropped]
+    for i in keep:
+        col = headers[i]
+        if col in numeric:
+            table.add_column(cell(col), justify="right", no_wrap=True, width=widths[i])
+        else:
+            table.add_column(cell(col), no_wrap=True, overflow="ellipsis", width=widths[i])
+    name = headers.index("name")
+    for cells in body:
+        # Names differ at the end (the swept values): cut the middle, keep both ends.
+        cells[name] = Text(middle_ellipsis(cells[name].plain, widths[name]))
+        table.add_row(*(cells[i] for i in keep))
+    out = console()
+    # Wider than the terminal only when nothing else fits; then wrapped lines, never crushed numbers.
+    out.width = max(out.width, table_width([widths[i] for i in keep]))
+    out.print(table)
+
+
+def _short(column: str, taken: set[str]) -> str:
+    short = column.removeprefix("train.")
+    return column if short in taken else short
+
+
+def _layout(headers: list[str], body: list[list[Text]], numeric: set[str]) -> tuple[list[int], list[str]]:
+    """Column widths for the terminal, and the best-value columns left out when short names are not enough.
+
+    When even that does not fit (a very narrow terminal, ``--columns all``),
+    text stays at its shortest and the table is wider than the terminal:
+    lines wrap on screen, but no number is cut.
+    """
+    natural = [max([len(h), *(b[i].cell_len for b in body)]) for i, h in enumerate(headers)]
+    # Numbers keep their width; text may shrink to a few characters, the name (what a row is) less so.
+    # A setting's header says which setting it is: its values may be cut, its name is not.
+    floors: list[int | None] = [None if h in numeric else min(natural[i], _FLOORS.get(h, max(len(h), 8)))
+                                for i, h in enumerate(headers)]
+    available = console().width
+    dropped: list[str] = []
+    # The final values stay; the bests (also in --json) give way first.
+    optional = [h for h in headers if h.startswith("best_")]
+    while True:
+        keep = [i for i, h in enumerate(headers) if h not in dropped]
+        fitted = fit_widths([natural[i] for i in keep], [floors[i] for i in keep], available)
+        if fitted is None and len(dropped) < len(optional):
+            dropped.append(optional[len(dropped)])
+            continue
+        if fitted is None:
+            fitted = [natural[i] if floors[i] is None else floors[i] for i in keep]
+        widths = dict(zip(keep, fitted, strict=True))
+        return [widths.get(i, 0) for i in range(len(headers))], dropped
+
+
+def _caption(rows: Sequence[RunRow], metrics: Sequence[str], folded: dict[str, str], dropped: Sequence[str]) -> str:
+    parts = [f"{len(rows)} row(s); best value per metric in {BEST_STYLE}"]
+    if dropped:
+        parts.append(f"{', '.join(dropped)} left out to fit the terminal (--json shows every value)")
+    by_plugin: dict[str, list[str]] = {}
+    for key, plugin in folded.items():
+        by_plugin.setdefault(plugin, []).append(key)
+    for plugin, keys in by_plugin.items():
+        parts.append(f"{', '.join(sorted(keys))} follow {plugin} (--columns all shows them)")
+    # What a good score is: the real-vs-real floor, measured by each run with its own metric.
+    scores = set(table_metrics(metrics))
+    for name in metrics:
+        if name.endswith("_floor") and name.removesuffix("_floor") in scores:
+            values = sorted(r.metrics[name] for r in rows if isinstance(r.metrics.get(name), (int, float)))
+            if values:
+                span = _fmt(values[0]) if values[0] == values[-1] else f"{_fmt(values[0])}–{_fmt(values[-1])}"
+                parts.append(f"{name.removesuffix('_floor')} of real vs real data (the floor): {span}")
+    hidden = [m for m in metrics if is_reference(m)]
+    if hidden:
+        parts.append(f"{', '.join(hidden)} in --json/--csv")
+    return "; ".join(parts)
 
 
 def _duration(seconds: float | None) -> str:
@@ -131,7 +213,8 @@ def _csv_value(value: Any) -> Any:
               help="Only experiments in this status (repeatable; default: all that have started).")
 @click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Sort best first by this metric (e.g. fd).")
 @click.option("--columns", default=None, metavar="KEY,KEY",
-              help="Hyperparameter columns, e.g. loss,train.lr_g (default: those that differ).")
+              help="Hyperparameter columns, e.g. loss,train.lr_g, or 'all' (default: those that differ, "
+                   "less the settings a plugin's defaults explain).")
 @click.option("--group-seeds", "by_seed", is_flag=True, help="One row per config over seeds: mean ± std of each metric.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every metric, floors included).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every metric, floors included).")
@@ -166,4 +249,4 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
         writer.writeheader()
         writer.writerows(records)
     else:
-        render(rows, cols, metrics)
+        render(rows, cols if columns else None, metrics)

@@ -9,7 +9,7 @@ import click
 from ganlab.cli.compare_cmd import load_rows, render
 from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.worker_cmd import run_worker
-from ganlab.compare.table import metric_names, resolve_columns, sort_rows
+from ganlab.compare.table import metric_names, sort_rows
 from ganlab.config import Resolver
 from ganlab.limits import MAX_BATCH_SIZE, MAX_STEPS
 from ganlab.store.queue import Queue
@@ -63,6 +63,6 @@ def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, runs_dir:
         run_worker(queue, options)
         rows = load_rows(queue, sorted(ids), (), ())
     rows = sort_rows(rows, "fd" if "fd" in metric_names(rows) else None)
-    render(rows, resolve_columns(rows, None), metric_names(rows), title="demo: dcgan on digits")
+    render(rows, None, metric_names(rows), title="demo: dcgan on digits")
     click.echo(f"\nSee every curve, sample grid and the HParams table:  ganlab tensorboard --tag {DEMO_TAG}")
     click.echo(f"(or plain TensorBoard:  tensorboard --logdir {runs_dir})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -17,7 +18,9 @@ from ganlab.names import printable
 
 def console() -> Console:
     # A fresh console per call: CliRunner swaps sys.stdout, and tests read it.
-    return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    # Piped output is not cut to 80 columns, unless COLUMNS says how wide the reader's screen is.
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(file=sys.stdout, soft_wrap=False, width=None if wide else 200)
 
 
 def cell(value: Any) -> Text:

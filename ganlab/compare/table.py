@@ -67,6 +67,35 @@ def varying_keys(rows: Sequence[RunRow]) -> list[str]:
     return keys
 
 
+# The plugin columns: a setting whose value each of them fixes came with the plugin's defaults.
+PLUGIN_KEYS = ("arch", "dataset", "loss")
+
+
+def follows_plugin(rows: Sequence[RunRow], keys: Sequence[str]) -> dict[str, str]:
+    """``key -> plugin column`` for each varying setting whose value the plugin choice alone fixes.
+
+    Each loss brings its own optimiser defaults, so a sweep over losses makes
+    ``train.lr_g``, ``train.beta_1``... differ although nobody chose them: the
+    ``loss`` column already says everything those columns would. A setting is
+    folded into a plugin column when that column varies too and every row with
+    the same plugin has the same value of it; a swept setting (two values for
+    one loss) stays a column of its own.
+    """
+    out: dict[str, str] = {}
+    for key in keys:
+        if key in PLUGIN_KEYS:
+            continue
+        for plugin in PLUGIN_KEYS:
+            if plugin not in keys:
+                continue
+            seen: dict[str, str] = {}
+            if all(seen.setdefault(repr(r.hparams.get(plugin)), repr(r.hparams.get(key))) == repr(r.hparams.get(key))
+                   for r in rows):
+                out[key] = plugin
+                break
+    return out
+
+
 def metric_names(rows: Sequence[RunRow]) -> list[str]:
     """Every numeric metric any row has, sorted."""
     names = sorted({m for r in rows for m, v in r.metrics.items() if isinstance(v, (int, float))})
@@ -188,10 +217,12 @@ def to_records(rows: Sequence[RunRow], keys: Sequence[str], metrics: Sequence[st
 
 
 def resolve_columns(rows: Sequence[RunRow], columns: Sequence[str] | None) -> list[str]:
-    """Hyperparameter columns: the ones given, checked, or those that vary."""
+    """Hyperparameter columns: the ones given, checked, or those that vary (``all``: every one)."""
     if not columns:
         return varying_keys(rows)
     every = sorted({k for r in rows for k in r.hparams})
+    if list(columns) == ["all"]:
+        return every
     for col in columns:
         if col not in every:
             raise ConfigError(f"--columns {col!r} is not a hyperparameter of these runs{suggest(col, every)}")
