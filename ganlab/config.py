@@ -143,7 +143,7 @@ def _route(sets: Mapping[str, Any], owners_of: Mapping[str, list[str]]) -> dict[
         if not owners:
             raise ConfigError(
                 f"--set {key}: no such hyperparameter for these plugins{suggest(key, owners_of)} "
-                "(see 'ganlab plugins show NAME')"
+                "(see 'ganlab plugins show NAME' for a plugin's, 'ganlab settings' for training's)"
             )
         routed[owners[0]][key] = value
     return routed

@@ -100,8 +100,10 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for v in ("[/]", f"{ESC}x", "", "nosuch"):
         yield f"plugins-show-{v!r}", ["plugins", "show", v]
         yield f"compare-sort-{v!r}", ["compare", "--sort", v]
-    for v in ("[/]", "nosuch.key"):
+    for v in ("[/]", "nosuch.key", "all,loss"):
         yield f"compare-columns-{v!r}", ["compare", "--columns", v]
+    for v in ("[/]", f"{ESC}x", "", "nosuch", "../plugins/x"):
+        yield f"settings-loss-{v!r}", ["settings", "--loss", v]
     for v in ("0", "-1", HUGE, "nan"):
         yield f"sample-n-{v!r}", ["sample", "1", "-n", v]
         yield f"tensorboard-port-{v!r}", ["tensorboard", "--port", v]

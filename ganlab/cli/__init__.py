@@ -90,7 +90,7 @@ def _register_commands() -> None:
     cli.add_command(train_cmd.train)
     cli.add_command(sample_cmd.sample)
 
-    from ganlab.cli import compare_cmd, demo_cmd, tensorboard_cmd, worker_cmd
+    from ganlab.cli import compare_cmd, demo_cmd, settings_cmd, tensorboard_cmd, worker_cmd
 
     cli.add_command(worker_cmd.worker)
     cli.add_command(worker_cmd.status)
@@ -98,6 +98,7 @@ def _register_commands() -> None:
     cli.add_command(compare_cmd.compare)
     cli.add_command(tensorboard_cmd.tensorboard)
     cli.add_command(demo_cmd.demo)
+    cli.add_command(settings_cmd.settings)
 
 
 _register_commands()
