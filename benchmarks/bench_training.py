@@ -1,4 +1,4 @@
-"""Training speed: ganlab against the hand-written TensorFlow DCGAN tutorial step.
+"""Training speed: ganlab against the hand-written DCGAN tutorial step (TensorFlow, or JAX with BACKEND=jax).
 
 Runs ``../shared/bench/reference_dcgan.py`` and ganlab's training of the same
 networks (a ``tutorial-dcgan`` architecture registered here only, matching the
@@ -15,7 +15,9 @@ batch on the device, ganlab feeds a new batch of real 28x28 digits every step.
     BATCH=256 STEPS=20 ROUNDS=3 XLA=1 python benchmarks/bench_training.py
 
 Environment: BATCH (256), STEPS (timed steps, 10), ROUNDS (2),
-PRECISIONS (float32,mixed_bfloat16), XLA (0; 1 adds jit_compile runs).
+PRECISIONS (float32,mixed_bfloat16), XLA (0; 1 adds jit_compile runs),
+BACKEND (tensorflow; jax compares with ``reference_dcgan_jax.py``, and needs
+no TensorFlow), GANLAB_REFERENCE_DIR (where the reference programs are).
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from perfdoc import machine_description  # noqa: E402
 
-REFERENCE = REPO.parent / "shared" / "bench" / "reference_dcgan.py"
+# The hand-written reference programs: ../shared/bench beside the checkout, or where GANLAB_REFERENCE_DIR
+# says (a machine that gets only the checkout, such as a lent GPU, gets them in a carried folder).
+REFERENCE_DIR = Path(os.environ.get("GANLAB_REFERENCE_DIR") or REPO.parent / "shared" / "bench")
+REFERENCES = {"tensorflow": "reference_dcgan.py", "jax": "reference_dcgan_jax.py"}
 LOG_EVERY = 5
 NOISE = 100
 
@@ -116,7 +121,7 @@ def ganlab_child(precision: str, xla: bool, batch: int, steps: int) -> None:
         sets = {
             "steps": total, "batch_size": batch, "latent_dim": NOISE, "dataset.size": 28,
             "lr_g": 1e-4, "lr_d": 1e-4, "beta_1": 0.9, "beta_2": 0.999,  # keras.optimizers.Adam(1e-4), as the reference
-            "precision": precision, "jit_compile": xla,
+            "precision": precision, "jit_compile": xla, "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             "log_every": LOG_EVERY, "checkpoint_every": LOG_EVERY + max(steps // 2, 1),  # one checkpoint inside the window
             "sample_every": total, "eval_every": total, "eval_samples": 100,
         }
@@ -145,16 +150,22 @@ def main() -> None:
     variants = [(p, False) for p in precisions]
     if os.environ.get("XLA", "0") == "1":
         variants += [(p, True) for p in precisions]
-    env = dict(os.environ, BATCH=str(batch), STEPS=str(steps), TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
-    if not REFERENCE.is_file():
-        raise SystemExit(f"reference program not found at {REFERENCE}")
+    backend = os.environ.get("BACKEND", "tensorflow")
+    if backend not in REFERENCES:
+        raise SystemExit(f"BACKEND={backend}: use one of {', '.join(REFERENCES)}")
+    if backend == "jax" and os.environ.get("XLA", "0") == "1":
+        raise SystemExit("XLA=1 is for the TensorFlow backend (JAX always compiles the step)")
+    reference = REFERENCE_DIR / REFERENCES[backend]
+    env = dict(os.environ, BATCH=str(batch), STEPS=str(steps), TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend)
+    if not reference.is_file():
+        raise SystemExit(f"reference program not found at {reference} (set GANLAB_REFERENCE_DIR)")
     results: dict[str, list[float]] = {"reference float32": []}
     for p, xla in variants:
         results[f"ganlab {p}{' xla' if xla else ''}"] = []
     machine = machine_description()
-    print(f"measured on {machine}", flush=True)
+    print(f"measured on {machine}, Keras backend {backend}", flush=True)
     for r in range(rounds):
-        results["reference float32"].append(_run([sys.executable, str(REFERENCE)], env, "reference_dcgan"))
+        results["reference float32"].append(_run([sys.executable, str(reference)], env, reference.stem))
         for p, xla in variants:
             cmd = [sys.executable, __file__, "--child", p, str(int(xla)), str(batch), str(steps)]
             results[f"ganlab {p}{' xla' if xla else ''}"].append(_run(cmd, env, "ganlab"))
@@ -170,7 +181,7 @@ def main() -> None:
                          "ratio_of_best": max(values) / max(refs)}
         print(f"  {name:28s} median {summary[name]['median']:7.1f}  best {max(values):7.1f}  "
               f"ratio to reference float32: median per round {paired:.2f}x, best/best {summary[name]['ratio_of_best']:.2f}x")
-    print(json.dumps({"machine": machine, "batch": batch, "steps": steps, "rounds": rounds, "runs": results, "summary": summary}))
+    print(json.dumps({"machine": machine, "backend": backend, "batch": batch, "steps": steps, "rounds": rounds, "runs": results, "summary": summary}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,295 @@
+"""The first thing to run on a machine with a GPU: does ganlab train there, and how fast.
+
+Made for a lent machine with an NVIDIA GPU, JAX with CUDA, no TensorFlow and
+no network. Everything runs on Keras's JAX backend; TensorFlow is never
+imported. Three stages, each in its own processes and each with a time limit,
+so that one failing stage still leaves the others' figures:
+
+1. **environment**: Python, JAX and its devices, Keras, the GPU (nvidia-smi),
+   and whether TensorFlow is importable at all (it is not needed).
+2. **demo sweep through the worker**: the demo's three losses on the digits,
+   queued with ``--backend jax`` and run by ``ganlab worker --gpus 0`` until the
+   queue is empty, then read back with ``ganlab compare --json``: status, FD,
+   wall time of each run, and the GPU's utilisation and memory while it ran.
+3. **training speed**: ``benchmarks/bench_training.py`` with ``BACKEND=jax``,
+   float32 and mixed_bfloat16 against the hand-written JAX step
+   (``reference_dcgan_jax.py``) in the same run.
+
+The figures go to ``gpu_check.json`` and ``gpu_check.md`` in ``--out`` (default
+``$OUT`` where the device tool sets it, else ``gpu_check_out``). ``--cpu`` runs
+the same stages on the CPU at tiny sizes in a minute or two: the suite runs it
+(tests/test_gpu_check.py) so the script is known to work before a GPU is lent.
+
+On a lent machine, from the checkout's root, after ``benchmarks/build_wheelhouse.sh``
+here (it fills the git-ignored ``.whl/`` with the wheels that machine lacks and
+copies the reference programs beside them)::
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl \\
+      && PYTHONPATH=/tmp/site:$PWD GANLAB_REFERENCE_DIR=$PWD/.whl/bench python3 benchmarks/gpu_check.py
+
+Exit status: 0 when every stage passed, 1 otherwise (the report says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LOSSES = ("non-saturating", "hinge", "wgan-gp")
+
+
+@dataclass
+class Sizes:
+    """How big each stage is: the demo's own sizes on a GPU, tiny ones with ``--cpu``."""
+
+    losses: tuple[str, ...]
+    steps: int
+    batch: int
+    sweep_sets: tuple[str, ...]
+    bench_env: dict[str, str]
+    sweep_timeout_s: int
+    bench_timeout_s: int
+
+
+# The demo's own settings (ganlab/cli/demo_cmd.py): 16x16 digits, dcgan with 32 base filters.
+GPU = Sizes(losses=LOSSES, steps=600, batch=64,
+            sweep_sets=("size=16", "base_filters=32", "eval_every=150", "checkpoint_every=150", "sample_every=75",
+                        "eval_samples=500"),
+            bench_env={"BATCH": "256", "STEPS": "50", "ROUNDS": "3", "PRECISIONS": "float32,mixed_bfloat16"},
+            sweep_timeout_s=420, bench_timeout_s=300)
+CPU = Sizes(losses=LOSSES[:1], steps=6, batch=16,
+            sweep_sets=("size=16", "base_filters=8", "eval_every=6", "checkpoint_every=6", "sample_every=6",
+                        "eval_samples=64"),
+            bench_env={"BATCH": "16", "STEPS": "2", "ROUNDS": "1", "PRECISIONS": "float32"},
+            sweep_timeout_s=600, bench_timeout_s=600)
+
+
+class GpuSampler:
+    """Polls nvidia-smi in a thread: utilisation and memory of GPU 0 while a stage runs."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        self.every_s = every_s
+        self.util: list[float] = []
+        self.mem_mib: list[float] = []
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> GpuSampler:
+        if shutil.which("nvidia-smi"):
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._halt.wait(self.every_s):
+            line = _smi("utilization.gpu,memory.used")
+            try:
+                util, mem = (float(x) for x in line.split("\n")[0].split(","))
+            except ValueError:
+                continue
+            self.util.append(util)
+            self.mem_mib.append(mem)
+
+    def summary(self) -> dict[str, float] | None:
+        if not self.util:
+            return None
+        busy = [u for u in self.util if u > 0]
+        return {"samples": len(self.util), "util_mean_pct": statistics.fmean(self.util),
+                "util_mean_busy_pct": statistics.fmean(busy) if busy else 0.0,
+                "util_max_pct": max(self.util), "mem_max_mib": max(self.mem_mib)}
+
+
+def _smi(fields: str) -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip()
+
+
+def _env() -> dict[str, str]:
+    # Children find this checkout's ganlab, use JAX, and say little at start-up.
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""), str(REPO)) if p)
+    return dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+
+def _run(cmd: list[str], cwd: Path, timeout_s: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s)
+
+
+PROBE = """
+import importlib.util, json, keras, jax
+devices = jax.devices()
+try:
+    tensorflow = importlib.util.find_spec("tensorflow") is not None
+except ImportError:
+    tensorflow = False
+print(json.dumps({"jax": jax.__version__, "keras": keras.__version__, "keras_backend": keras.backend.backend(),
+                  "devices": [str(d) for d in devices], "platform": devices[0].platform,
+                  "tensorflow_importable": tensorflow}))
+"""
+
+
+def environment(work: Path) -> dict[str, Any]:
+    """Versions, devices and the GPU, from a child process like the ones that train."""
+    proc = _run([sys.executable, "-c", PROBE], work, 300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"probing JAX and Keras failed: {proc.stderr.strip()[-1500:]}")
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    found["python"] = platform.python_version()
+    found["gpu"] = _smi("name,memory.total,driver_version") or None
+    return found
+
+
+def demo_sweep(work: Path, sizes: Sizes, gpus: str) -> dict[str, Any]:
+    """The demo's sweep, queued with the JAX backend and run by the worker; what compare reports."""
+    ganlab = [sys.executable, "-m", "ganlab", "--no-local-plugins"]
+    db = str(work / "experiments.db")
+    add = [*ganlab, "queue", "add", "--db", db, "--arch", "dcgan", "--dataset", "digits", "--loss", ",".join(sizes.losses),
+           "--steps", str(sizes.steps), "--batch-size", str(sizes.batch), "--backend", "jax", "--tag", "gpu-check"]
+    for item in sizes.sweep_sets:
+        add += ["--set", item]
+    queued = _run(add, work, 300)
+    if queued.returncode != 0:
+        raise RuntimeError(f"queue add failed: {queued.stderr.strip()[-1500:]}")
+    started = time.monotonic()
+    with GpuSampler() as gpu:
+        worker = _run([*ganlab, "worker", "--db", db, "--runs-dir", str(work / "runs"), "--gpus", gpus,
+                       "--until-empty", "--quiet"], work, sizes.sweep_timeout_s)
+    wall = time.monotonic() - started
+    rows = json.loads(_run([*ganlab, "compare", "--db", db, "--json", "--status", "succeeded", "--status", "failed",
+                            "--status", "diverged", "--status", "running"], work, 120).stdout or "[]")
+    runs = [{"name": r["name"], "status": r["status"], "step": r["step"], "fd": r.get("fd"),
+             "fd_floor": r.get("fd_floor"), "wall_s": r.get("wall_s")} for r in rows]
+    result = {"wall_s": wall, "worker_exit": worker.returncode, "runs": runs, "gpu": gpu.summary(),
+              "ok": worker.returncode == 0 and len(runs) == len(sizes.losses)
+              and all(r["status"] == "succeeded" for r in runs)}
+    if not result["ok"]:
+        result["worker_log_tail"] = (worker.stdout + worker.stderr)[-3000:]
+        for log in sorted((work / "runs").glob("*/train.log")):
+            result.setdefault("train_log_tails", {})[log.parent.name] = log.read_text(errors="replace")[-2000:]
+    return result
+
+
+def training_speed(work: Path, sizes: Sizes) -> dict[str, Any]:
+    """bench_training.py on the JAX backend: ganlab's images/s against the hand-written JAX step."""
+    env = dict(_env(), BACKEND="jax", **sizes.bench_env)
+    with GpuSampler() as gpu:
+        proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_training.py")], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=sizes.bench_timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_training.py failed: {(proc.stdout + proc.stderr).strip()[-3000:]}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"batch": figures["batch"], "steps": figures["steps"], "rounds": figures["rounds"],
+            "summary": figures["summary"], "gpu": gpu.summary(), "ok": True}
+
+
+@dataclass
+class Report:
+    mode: str
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    def stage(self, name: str, fn: Any, *args: Any) -> None:
+        started = time.monotonic()
+        print(f"[{name}] ...", flush=True)
+        try:
+            result = fn(*args)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as exc:
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        result.setdefault("ok", True)
+        result["stage_s"] = round(time.monotonic() - started, 1)
+        self.stages[name] = result
+        print(f"[{name}] {'ok' if result['ok'] else 'FAILED'} in {result['stage_s']:.0f} s", flush=True)
+
+    @property
+    def ok(self) -> bool:
+        return all(s["ok"] for s in self.stages.values())
+
+    def markdown(self) -> str:
+        lines = [f"# ganlab GPU check ({self.mode})", ""]
+        env = self.stages.get("environment", {})
+        if env.get("ok"):
+            lines += [f"- Python {env['python']}, JAX {env['jax']} on {env['platform']} ({', '.join(env['devices'])}), "
+                      f"Keras {env['keras']}; TensorFlow importable: {env['tensorflow_importable']}",
+                      f"- GPU: {env['gpu'] or 'none (nvidia-smi not found)'}", ""]
+        sweep = self.stages.get("demo_sweep", {})
+        if "runs" in sweep:
+            lines += ["## Demo sweep through the worker", "", "| run | status | steps | fd | fd floor | wall s |",
+                      "|---|---|---|---|---|---|"]
+            for r in sweep["runs"]:
+                lines.append(f"| {r['name']} | {r['status']} | {r['step']} | {_num(r['fd'])} | {_num(r['fd_floor'])} "
+                             f"| {_num(r['wall_s'])} |")
+            lines += ["", f"Whole sweep {sweep['wall_s']:.0f} s; GPU while it ran: {_gpu_text(sweep['gpu'])}", ""]
+        speed = self.stages.get("training_speed", {})
+        if "summary" in speed:
+            lines += [f"## Training speed (batch {speed['batch']}, {speed['steps']} timed steps, "
+                      f"{speed['rounds']} rounds, images/s)", "", "| run | median | best | ratio to reference |",
+                      "|---|---|---|---|"]
+            for name, s in speed["summary"].items():
+                lines.append(f"| {name} | {s['median']:.0f} | {s['best']:.0f} | {s['ratio']:.2f}x |")
+            lines += ["", f"GPU while it ran: {_gpu_text(speed['gpu'])}", ""]
+        for name, stage in self.stages.items():
+            if not stage["ok"]:
+                lines += [f"**{name} failed**: {stage.get('error', 'see gpu_check.json')}", ""]
+        return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _gpu_text(gpu: dict[str, float] | None) -> str:
+    if gpu is None:
+        return "not measured (no nvidia-smi)"
+    return (f"utilisation mean {gpu['util_mean_pct']:.0f} % (busy samples {gpu['util_mean_busy_pct']:.0f} %, "
+            f"max {gpu['util_max_pct']:.0f} %), memory max {gpu['mem_max_mib']:.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu", action="store_true", help="run every stage on the CPU at tiny sizes (a self-test)")
+    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out", help="folder for the report")
+    parser.add_argument("--keep", help="work in this new folder and keep it (runs, logs, database)")
+    args = parser.parse_args(argv)
+    sizes, gpus = (CPU, "none") if args.cpu else (GPU, "0")
+    report = Report(mode="cpu self-test" if args.cpu else "gpu")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.keep:
+        Path(args.keep).mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="ganlab-gpu-check-") as tmp:
+        work = Path(args.keep or tmp).resolve()
+        report.stage("environment", environment, work)
+        if not args.cpu and report.stages["environment"].get("platform") not in ("gpu", "cuda"):
+            report.stages["environment"].update(ok=False, error="JAX sees no GPU; run with --cpu for the self-test")
+        else:
+            report.stage("demo_sweep", demo_sweep, work, sizes, gpus)
+            report.stage("training_speed", training_speed, work, sizes)
+    (out / "gpu_check.json").write_text(json.dumps({"mode": report.mode, "ok": report.ok, **report.stages}, indent=2))
+    text = report.markdown()
+    (out / "gpu_check.md").write_text(text)
+    print(text)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""benchmarks/gpu_check.py's CPU self-test, as if on the lent GPU machines: JAX only, no TensorFlow.
+
+The script is what the first GPU machine runs; this runs its every stage on
+the CPU at tiny sizes, in a Python where TensorFlow cannot be imported (see
+tests/no_tensorflow/sitecustomize.py), and reads the report it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = REPO.parent / "shared" / "bench"
+
+
+@pytest.mark.skipif(not (REFERENCE_DIR / "reference_dcgan_jax.py").is_file(),
+                    reason="the hand-written JAX reference (../shared/bench) is not beside this checkout")
+def test_the_gpu_check_runs_every_stage_on_jax_without_tensorflow(tmp_path):
+    pytest.importorskip("jax")
+    asked = tmp_path / "tf-imports.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "no_tensorflow"), str(REPO)]),
+               GANLAB_TF_IMPORTS=str(asked))
+    env.pop("KERAS_BACKEND", None)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu", "--out", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert proc.returncode == 0 and report["ok"], proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    environment = report["environment"]
+    assert environment["keras_backend"] == "jax" and environment["platform"] == "cpu"
+    assert environment["tensorflow_importable"] is False
+    sweep = report["demo_sweep"]
+    assert [r["status"] for r in sweep["runs"]] == ["succeeded"]
+    assert sweep["runs"][0]["step"] == 6 and sweep["runs"][0]["fd"] > sweep["runs"][0]["fd_floor"] > 0
+    speed = report["training_speed"]["summary"]
+    assert speed["reference float32"]["median"] > 0 and speed["ganlab float32"]["median"] > 0
+    assert speed["ganlab float32"]["ratio"] == pytest.approx(
+        speed["ganlab float32"]["median"] / speed["reference float32"]["median"], rel=1e-6)
+    text = (out / "gpu_check.md").read_text()
+    assert "| dcgan-digits-non-saturating | succeeded | 6 |" in text and "| ganlab float32 |" in text
+
+    # Nothing of ganlab's asks for TensorFlow on the JAX path; Keras's own optional probe (seeding
+    # TensorFlow's generator too when it is there) may, and finds it missing. The check's environment
+    # probe ("<string>", python -c) asks on purpose, to report whether it is there.
+    askers = {line.split("\t")[2] for line in asked.read_text().splitlines()} - {"<string>"} if asked.exists() else set()
+    assert all(a.endswith(os.path.join("keras", "src", "utils", "module_utils.py")) for a in askers), askers
