@@ -53,3 +53,15 @@ def test_shape_and_count_mismatches_name_the_cause(tmp_path):
 def test_all_finite_ignores_integers_and_catches_nan():
     assert ck.all_finite({"a": np.ones(2), "seed": np.array([3, 4])})
     assert not ck.all_finite({"a": np.array([1.0, np.inf])})
+
+
+def test_arrays_keep_build_order_past_ten_thousand_and_in_both_key_forms():
+    values = [np.full(1, i, np.float32) for i in range(10002)]
+    named = ck.pack("g", values, [f"layer_{i}/kernel" for i in range(10002)])
+    assert "g/0007/layer_7/kernel" in named and "g/10001/layer_10001/kernel" in named
+    assert [int(v[0]) for v in ck.unpack("g", named, [(1,)] * 10002)] == list(range(10002))
+    bare = ck.pack("g", values[:3])
+    assert list(bare) == ["g/0000", "g/0001", "g/0002"]
+    assert [int(v[0]) for v in ck.unpack("g", bare, [(1,)] * 3)] == [0, 1, 2]
+    # A path with odd characters still makes a plain key.
+    assert list(ck.pack("g", values[:1], ["sé q/x y"])) == ["g/0000/s__q/x_y"]

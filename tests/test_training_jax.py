@@ -79,7 +79,7 @@ def test_jax_backend_trains_and_logs_without_tensorflow(tmp_path):
     arrays, state = load_checkpoint(RunDir(tmp_path / "alt").checkpoint("latest"))
     assert state["step"] == 4 and state["backend"] == "jax"
     # Optimiser step counters (each optimiser's first variable): n_critic = 2 critic updates per step.
-    assert int(arrays["d_opt/0000"]) == 8 and int(arrays["g_opt/0000"]) == 4
+    assert int(arrays["d_opt/0000/discriminator_adam/iteration"]) == 8 and int(arrays["g_opt/0000/generator_adam/iteration"]) == 4
     g = [arrays[k] for k in sorted(arrays) if k.startswith("generator/")]
     ema = [arrays[k] for k in sorted(arrays) if k.startswith("ema/")]
     assert len(g) == len(ema) and not all(np.array_equal(a, b) for a, b in zip(g, ema))

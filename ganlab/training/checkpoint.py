@@ -224,14 +224,27 @@ def resume_point(run_dir: str | os.PathLike[str]) -> ResumePoint | None:
     return ResumePoint(arrays, state, path, warning)
 
 
-def pack(prefix: str, values: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Name a list of arrays ``prefix/0000``, ``prefix/0001``, ... (variable order is the build order)."""
-    return {f"{prefix}/{i:04d}": np.asarray(v) for i, v in enumerate(values)}
+def pack(prefix: str, values: Sequence[np.ndarray], paths: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Name arrays ``prefix/0000/PATH``, ``prefix/0001/PATH``, ... in the variables' build order.
+
+    The number keeps the order (what a load relies on); the variable's path
+    (``dense/kernel``) tells a reader of the ``.npz`` which weight it is.
+    """
+    names = [_key_part(p) for p in paths] if paths is not None else [""] * len(values)
+    return {f"{prefix}/{i:04d}" + (f"/{n}" if n else ""): np.asarray(v) for i, (v, n) in enumerate(zip(values, names))}
+
+
+def _key_part(path: str) -> str:
+    # Keras paths are letters, digits, "_" and "/"; anything else would make an odd name in the zip.
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_/-.") else "_" for c in path).strip("/")
 
 
 def unpack(prefix: str, arrays: Mapping[str, np.ndarray], expected: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
-    """The arrays saved under ``prefix``, checked against the shapes the rebuilt model expects."""
-    keys = sorted(k for k in arrays if k.startswith(prefix + "/"))
+    """The arrays saved under ``prefix`` in build order, checked against the shapes the rebuilt model expects.
+
+    Reads both key forms: ``prefix/0003/dense/kernel`` and the older bare ``prefix/0003``.
+    """
+    keys = sorted((k for k in arrays if k.startswith(prefix + "/")), key=_order)
     if len(keys) != len(expected):
         raise ConfigError(
             f"checkpoint holds {len(keys)} {prefix} variables but the model has {len(expected)}; "
@@ -245,6 +258,12 @@ def unpack(prefix: str, arrays: Mapping[str, np.ndarray], expected: Sequence[tup
                 "it was written by a different architecture or configuration"
             )
     return values
+
+
+def _order(key: str) -> tuple[int, str]:
+    # The build-order number, compared as a number (0999 < 1000) without trusting it to be one.
+    number = key.split("/", 2)[1]
+    return (len(number.lstrip("0")), number.lstrip("0"))
 
 
 def all_finite(arrays: Mapping[str, np.ndarray]) -> bool:

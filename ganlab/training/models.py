@@ -61,7 +61,7 @@ class Gan:
         """Every variable's value as numpy, named for a checkpoint."""
         arrays: dict[str, np.ndarray] = {}
         for group, variables in self.variable_groups().items():
-            arrays.update(pack(group, [np.asarray(v.numpy()) for v in variables]))
+            arrays.update(pack(group, [np.asarray(v.numpy()) for v in variables], [v.path for v in variables]))
         return arrays
 
     def load_arrays(self, arrays: Mapping[str, np.ndarray], groups: tuple[str, ...] | None = None) -> None:
