@@ -65,3 +65,17 @@ def test_arrays_keep_build_order_past_ten_thousand_and_in_both_key_forms():
     assert [int(v[0]) for v in ck.unpack("g", bare, [(1,)] * 3)] == [0, 1, 2]
     # A path with odd characters still makes a plain key.
     assert list(ck.pack("g", values[:1], ["sé q/x y"])) == ["g/0000/s__q/x_y"]
+
+
+def test_a_model_gets_the_same_keys_in_every_process():
+    # Dropout's seed generator is numbered per process (seed_generator_2 once a model was built
+    # before): a checkpoint written by a pre-started worker must name it as a fresh process does.
+    import keras
+
+    def keys() -> list[str]:
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d"), keras.layers.Dropout(0.5)], name="disc")
+        return list(ck.pack("discriminator", [np.zeros(1)] * len(model.variables), [v.path for v in model.variables]))
+
+    first, second = keys(), keys()
+    assert first == second
+    assert "discriminator/0002/seed_generator/seed_generator_state" in first

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import zipfile
@@ -234,9 +235,16 @@ def pack(prefix: str, values: Sequence[np.ndarray], paths: Sequence[str] | None 
     return {f"{prefix}/{i:04d}" + (f"/{n}" if n else ""): np.asarray(v) for i, (v, n) in enumerate(zip(values, names))}
 
 
+#: Objects Keras creates inside layers (Dropout's seed generator) and numbers per process
+#: (``seed_generator_2`` in a process that built a model before): a plugin cannot name them.
+_PROCESS_NUMBERED = re.compile(r"(?<![^/])(seed_generator)_\d+(?=/|$)")
+
+
 def _key_part(path: str) -> str:
     # Keras paths are letters, digits, "_" and "/"; anything else would make an odd name in the zip.
-    return "".join(c if c.isascii() and (c.isalnum() or c in "_/-.") else "_" for c in path).strip("/")
+    clean = "".join(c if c.isascii() and (c.isalnum() or c in "_/-.") else "_" for c in path).strip("/")
+    # The same model gets the same keys in every process; the build-order number keeps them unique.
+    return _PROCESS_NUMBERED.sub(r"\1", clean)
 
 
 def unpack(prefix: str, arrays: Mapping[str, np.ndarray], expected: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
