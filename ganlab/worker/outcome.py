@@ -88,7 +88,8 @@ def classify(
     if "Traceback (most recent call last)" in log_tail or _FRAME.search(log_tail):
         last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
         reason = f"Python exception: {last.strip()[:200]}"
-        return Outcome("failed", reason, error=log_tail)
+        # The reason first, as for every other ending: the tail may start mid-traceback.
+        return Outcome("failed", reason, error=f"{reason}\n{log_tail}")
     last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
     reason = f"exited with code {returncode}" + (f": {last.strip()[:200]}" if last else "")
     return Outcome("failed", reason, error=log_tail or reason)
