@@ -162,7 +162,7 @@ def check_folder(directory: Path) -> None:
     check_writers(directory, st, "plugins folder")
 
 
-def read_source(path: Path) -> SourceFile:
+def read_source(path: Path, what: str = "plugin file") -> SourceFile:
     """Read a plugin file once: owner and mode checked on the open descriptor, bytes hashed.
 
     Raises PluginError for loose permissions, OSError when it cannot be read.
@@ -172,8 +172,8 @@ def read_source(path: Path) -> SourceFile:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise PluginError(f"plugin file {path} is not a regular file; remove it from the plugins folder")
-        check_writers(path, st, "plugin file")
+            raise PluginError(f"{what} {path} is not a regular file; remove it from the plugins folder")
+        check_writers(path, st, what)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)

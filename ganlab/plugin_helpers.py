@@ -94,7 +94,7 @@ class HelperFinder(importlib.abc.MetaPathFinder):
                     "queue the experiment again with 'ganlab queue add' (helpers are found in import statements)"
                 )
             try:
-                self._files[name] = read_source(path)
+                self._files[name] = read_source(path, "helper file")
             except OSError as exc:
                 raise PluginError(f"helper file {path} cannot be read: {exc.strerror}") from None
         return self._files[name]

@@ -198,17 +198,17 @@ class Registry:
                     f"this experiment uses plugin file {pin.path}, which is not a plugin file of this worker's "
                     f"plugins folder {folder}; run it on a worker started with --plugins-dir {pin.path.parent}"
                 )
+            what = "helper file" if pin.path.name.startswith("_") else "plugin file"
             try:
-                file = read_source(pin.path)
+                file = read_source(pin.path, what)
             except OSError as exc:
                 raise PluginRefused(
-                    f"plugin file {pin.path}, recorded when this experiment was queued, cannot be read "
+                    f"{what} {pin.path}, recorded when this experiment was queued, cannot be read "
                     f"({exc.strerror}), so none of it ran; restore it"
                 ) from None
             except PluginError as exc:
                 raise PluginRefused(str(exc)) from None
             if file.sha256 != pin.sha256:
-                what = "helper file" if pin.path.name.startswith("_") else "plugin file"
                 raise PluginRefused(
                     f"{what} {pin.path} changed since this experiment was queued "
                     f"(sha256 {pin.sha256} -> {file.sha256}), so none of it ran; check the change"
