@@ -7,7 +7,8 @@ Three routes, all through one pluggy ``PluginManager``:
 2. installed packages exposing the entry-point group ``ganlab``;
 3. every ``*.py`` file in a local plugins folder (``./plugins`` by default,
    ``--plugins-dir`` or ``GANLAB_PLUGINS_DIR``; an empty value turns local
-   plugins off), loaded by path after the checks in :mod:`ganlab.plugin_files`.
+   plugins off), loaded by path after the checks in :mod:`ganlab.plugin_files`;
+   its ``_name.py`` files are helpers the plugins import (:mod:`ganlab.plugin_helpers`).
 
 Nothing happens at import time: :func:`load_plugins` does the work once.
 A plugin that fails to import (whatever it raises, ``SystemExit`` included),
