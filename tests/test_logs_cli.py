@@ -10,6 +10,7 @@ runs, and one whose plugin raises. Every C++ start-up line is let through
 from __future__ import annotations
 
 import io
+import os
 import re
 import signal
 import subprocess
@@ -179,7 +180,8 @@ def test_follow_prints_lines_as_they_come_and_ctrl_c_leaves_cleanly(tmp_path: Pa
         assert claim is not None
         q.set_run_dir(claim.id, claim.token, str(run_dir))
     follow = subprocess.Popen([sys.executable, "-m", "ganlab", "logs", "--db", url, str(exp_id), "-f"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                              env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     try:
         assert _read_line(follow) == "first\n"
         with open(log, "a") as fh:
@@ -188,6 +190,12 @@ def test_follow_prints_lines_as_they_come_and_ctrl_c_leaves_cleanly(tmp_path: Pa
             time.sleep(1.0)
             fh.write("10  D 1.000 G 2.000\n")
         assert _read_line(follow) == "step 5/10  D 1.000 G 2.000\n"
+        with open(log, "ab") as fb:  # a character split across two writes arrives whole
+            fb.write(b"caf\xc3")
+            fb.flush()
+            time.sleep(1.0)
+            fb.write(b"\xa9\n")
+        assert _read_line(follow) == "caf\u00e9\n"
         assert follow.poll() is None  # still running: it waits for more
         follow.send_signal(signal.SIGINT)
         out, err = follow.communicate(timeout=30)

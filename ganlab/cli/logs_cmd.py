@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -36,8 +38,9 @@ def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None, raw: 
     (step, steps/s, losses), evaluations, checkpoints and how it ended."""
     path = _log_path(_record(ctx, exp_id))
     keep: Callable[[str], bool] = (lambda _line: True) if raw else (lambda line: not is_noise(line))
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a character may straddle two reads
     with open(path, "rb") as fh:
-        complete, partial = _split(fh.read().decode("utf-8", "replace"))
+        complete, partial = _split(decoder.decode(fh.read(), final=not follow))
         shown = [line for line in complete if keep(line)]
         if not follow and partial and keep(partial):
             shown.append(partial)  # a line still being written, shown as it is
@@ -45,7 +48,7 @@ def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None, raw: 
             _echo(line)
         if follow:
             try:
-                _follow(ctx, exp_id, fh, partial, keep)
+                _follow(ctx, exp_id, fh, decoder, partial, keep)
             except KeyboardInterrupt:
                 click.echo("", err=True)  # leave the shell's prompt on a line of its own; exit 0
 
@@ -71,28 +74,30 @@ def _echo(line: str) -> None:
     click.echo(printable(line, keep="\t"))
 
 
-def _follow(ctx: click.Context, exp_id: int, fh, partial: str, keep: Callable[[str], bool]) -> None:  # type: ignore[no-untyped-def]
+def _follow(ctx: click.Context, exp_id: int, fh: BinaryIO, decoder: codecs.IncrementalDecoder, partial: str,
+            keep: Callable[[str], bool]) -> None:
     """Print each new complete line until the experiment reaches a final status, then what is left."""
     waiting_shown = False
-    while True:
-        chunk = fh.read()
-        if chunk:
-            partial = _emit(partial + chunk.decode("utf-8", "replace"), keep)
-            continue
-        try:
-            status = _record(ctx, exp_id).status
-        except NotFound:
-            status = "removed"
-        if status in FINAL_STATUSES or status == "removed":
-            # The child wrote its last line before the worker recorded the end: read once more.
-            rest = _emit(partial + fh.read().decode("utf-8", "replace"), keep)
-            if rest and keep(rest):
-                _echo(rest)
-            return
-        if status == "queued" and not waiting_shown:
-            click.echo(f"(experiment {exp_id} is back in the queue; waiting for a worker to resume it)", err=True)
-        waiting_shown = status == "queued"
-        time.sleep(FOLLOW_POLL_S)
+    with open_db(ctx, Queue, read_only=True) as queue:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                partial = _emit(partial + decoder.decode(chunk), keep)
+                continue
+            try:
+                status = queue.get(exp_id).status
+            except NotFound:
+                status = "removed"
+            if status in FINAL_STATUSES or status == "removed":
+                # The child wrote its last line before the worker recorded the end: read once more.
+                rest = _emit(partial + decoder.decode(fh.read(), final=True), keep)
+                if rest and keep(rest):
+                    _echo(rest)
+                return
+            if status == "queued" and not waiting_shown:
+                click.echo(f"(experiment {exp_id} is back in the queue; waiting for a worker to resume it)", err=True)
+            waiting_shown = status == "queued"
+            time.sleep(FOLLOW_POLL_S)
 
 
 def _split(text: str) -> tuple[list[str], str]:
