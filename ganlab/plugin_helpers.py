@@ -39,14 +39,14 @@ def is_helper_name(name: str) -> bool:
 
 
 def imported_helper_names(source: bytes, filename: str) -> list[str]:
-    """The ``_``-names a module's source imports at top level of the name space (``import _x``, ``from _x import y``).
+    """The helper names a module's source imports: ``import _x`` and ``from _x import y`` (relative imports are not helpers).
 
     Imports anywhere count, inside functions too: a helper imported lazily still runs in the worker.
     A source that does not parse imports nothing here (it fails when it is imported).
     """
     try:
         tree = ast.parse(source, filename)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):
         return []
     names: list[str] = []
     for node in ast.walk(tree):
