@@ -21,6 +21,7 @@ import os
 import stat
 import sys
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -70,8 +71,10 @@ class SourceFile:
     sha256: str
 
 
-#: At most one file per plugin kind (architecture, dataset, loss).
-MAX_RECORDED = 3
+#: At most this many helper files (``_name.py``, see :mod:`ganlab.plugin_helpers`) per experiment.
+MAX_HELPERS = 32
+#: At most one plugin file per plugin kind (architecture, dataset, loss), and the helpers they import.
+MAX_RECORDED = 3 + MAX_HELPERS
 _MAX_PATH = 4096
 MALFORMED = "malformed"
 
@@ -159,7 +162,7 @@ def check_folder(directory: Path) -> None:
     check_writers(directory, st, "plugins folder")
 
 
-def read_source(path: Path) -> SourceFile:
+def read_source(path: Path, what: str = "plugin file") -> SourceFile:
     """Read a plugin file once: owner and mode checked on the open descriptor, bytes hashed.
 
     Raises PluginError for loose permissions, OSError when it cannot be read.
@@ -169,8 +172,8 @@ def read_source(path: Path) -> SourceFile:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise PluginError(f"plugin file {path} is not a regular file; remove it from the plugins folder")
-        check_writers(path, st, "plugin file")
+            raise PluginError(f"{what} {path} is not a regular file; remove it from the plugins folder")
+        check_writers(path, st, what)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
@@ -197,15 +200,20 @@ class _VerifiedSourceLoader(importlib.abc.InspectLoader):
         exec(self.get_code(module.__name__), module.__dict__)  # noqa: S102 - the verified bytes, see read_source
 
 
+def verified_spec(file: SourceFile, modname: str) -> ModuleSpec:
+    """An import spec that runs ``file``'s checked bytes as module ``modname`` (for an import finder)."""
+    spec = importlib.util.spec_from_file_location(modname, file.path, loader=_VerifiedSourceLoader(file))
+    assert spec is not None
+    return spec
+
+
 def execute(file: SourceFile, modname: str) -> ModuleType:
     """Run a checked source file as module ``modname``; on any failure the module is forgotten."""
-    loader = _VerifiedSourceLoader(file)
-    spec = importlib.util.spec_from_file_location(modname, file.path, loader=loader)
-    assert spec is not None
+    spec = verified_spec(file, modname)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     try:
-        loader.exec_module(module)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
     except BaseException:
         sys.modules.pop(modname, None)
         raise
@@ -213,6 +221,7 @@ def execute(file: SourceFile, modname: str) -> ModuleType:
 
 
 __all__ = [
+    "MAX_HELPERS",
     "MAX_RECORDED",
     "PinnedFile",
     "PluginFile",
@@ -223,4 +232,5 @@ __all__ = [
     "execute",
     "pin_values",
     "read_source",
+    "verified_spec",
 ]

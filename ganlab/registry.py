@@ -7,7 +7,8 @@ Three routes, all through one pluggy ``PluginManager``:
 2. installed packages exposing the entry-point group ``ganlab``;
 3. every ``*.py`` file in a local plugins folder (``./plugins`` by default,
    ``--plugins-dir`` or ``GANLAB_PLUGINS_DIR``; an empty value turns local
-   plugins off), loaded by path after the checks in :mod:`ganlab.plugin_files`.
+   plugins off), loaded by path after the checks in :mod:`ganlab.plugin_files`;
+   its ``_name.py`` files are helpers the plugins import (:mod:`ganlab.plugin_helpers`).
 
 Nothing happens at import time: :func:`load_plugins` does the work once.
 A plugin that fails to import (whatever it raises, ``SystemExit`` included),
@@ -34,6 +35,7 @@ from ganlab import hookspecs
 from ganlab.errors import PluginError, PluginRefused, PluginValidationError, first_line, summary_line
 from ganlab.params import suggest
 from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
+from ganlab.plugin_helpers import HelperFinder, activate, deactivate
 from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
 
 Spec = ArchitectureSpec | DatasetSpec | LossSpec
@@ -87,6 +89,7 @@ class Registry:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
         self._clashes: dict[tuple[str, str], str] = {}
         self._files: dict[str, SourceFile] = {}  # source -> the local file's checked bytes and hash
+        self._helpers: HelperFinder | None = None  # the plugins folder's _helper modules
         self.problems: list[Problem] = []
         self._loaded = False
 
@@ -115,6 +118,8 @@ class Registry:
         files = self._pinned_files(directory, tuple(pinned)) if pinned is not None else (
             self._folder_files(directory) if directory is not None else []
         )
+        if directory is not None and pinned is None:
+            self._helpers = activate(directory)
         if builtins:
             from ganlab.builtin import DEFAULT_PLUGINS
 
@@ -187,27 +192,33 @@ class Registry:
         folder = absolute(directory)
         check_folder(folder)
         out: list[tuple[Path, SourceFile]] = []
+        helpers: list[SourceFile] = []
         for pin in unique:
-            if pin.path.parent != folder or pin.path.suffix != ".py" or pin.path.name.startswith("_"):
+            if pin.path.parent != folder or pin.path.suffix != ".py":
                 raise PluginRefused(
                     f"this experiment uses plugin file {pin.path}, which is not a plugin file of this worker's "
                     f"plugins folder {folder}; run it on a worker started with --plugins-dir {pin.path.parent}"
                 )
+            what = "helper file" if pin.path.name.startswith("_") else "plugin file"
             try:
-                file = read_source(pin.path)
+                file = read_source(pin.path, what)
             except OSError as exc:
                 raise PluginRefused(
-                    f"plugin file {pin.path}, recorded when this experiment was queued, cannot be read "
+                    f"{what} {pin.path}, recorded when this experiment was queued, cannot be read "
                     f"({exc.strerror}), so none of it ran; restore it"
                 ) from None
             except PluginError as exc:
                 raise PluginRefused(str(exc)) from None
             if file.sha256 != pin.sha256:
                 raise PluginRefused(
-                    f"plugin file {pin.path} changed since this experiment was queued "
+                    f"{what} {pin.path} changed since this experiment was queued "
                     f"(sha256 {pin.sha256} -> {file.sha256}), so none of it ran; check the change"
                 )
-            out.append((pin.path, file))
+            if pin.path.name.startswith("_"):
+                helpers.append(file)  # imported by the plugins below, from these verified bytes only
+            else:
+                out.append((pin.path, file))
+        self._helpers = activate(folder, pinned=helpers)
         return out
 
     def _run_file(self, path: Path, file: SourceFile) -> None:
@@ -313,6 +324,9 @@ class Registry:
             file = self._files.get(entry.source) if entry is not None else None
             if file is not None:
                 out.append(PluginFile(kind, name, str(file.path), file.sha256))
+        if out and self._helpers is not None:
+            used = [f for f in self._files.values() if str(f.path) in {p.path for p in out}]
+            out += [PluginFile("helper", f.path.stem, str(f.path), f.sha256) for f in self._helpers.closure(used)]
         return tuple(out)
 
     def problem_for(self, name: str) -> Problem | None:
@@ -404,6 +418,7 @@ def load_plugins(
 def reset_cache() -> None:
     """Forget loaded registries (tests, or after installing a plugin)."""
     _cache.clear()
+    deactivate()
     for name in [m for m in sys.modules if m.startswith("ganlab_local_plugins.")]:
         del sys.modules[name]
 

@@ -123,7 +123,7 @@ INTEGER_CASES = [
     _queue("{db}", "add", "-f", "{priority_big}"), _queue("{db}", "add", "-f", "{priority_pg}"),
     _queue("{db}", "add", "--max-experiments", "0"), _queue("{db}", "add", "--max-experiments", BIG),
     ["logs", "--db", "{db}", BIG], ["logs", "--db", "{db}", "1", "-n", "0"], ["logs", "--db", "{db}", "1", "-n", "-5"],
-    ["logs", "--db", "{db}", "1", "-n", BIG],
+    ["logs", "--db", "{db}", "1", "-n", BIG], ["logs", "--db", "{db}", BIG, "-f", "--raw"],
     ["compare", "--db", "{db}", BIG], ["compare", "--db", "{db}", "1", PG_ONLY],
     ["sample", "--db", "{db}", BIG], ["sample", "--db", "{db}", PG_ONLY], ["sample", "--db", "{db}", "1", "--seed", BIG],
     ["sample", "--db", "{db}", "1", "--ncols", BIG], ["sample", "--db", "{db}", "1", "-n", "0"],

@@ -17,6 +17,7 @@ from ganlab.cli.types import Count, ExperimentId, Priority
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatabaseMissing
 from ganlab.limits import DB_INT_MAX, DEFAULT_MAX_EXPERIMENTS
+from ganlab.logfilter import without_noise
 from ganlab.names import check_name, printable
 from ganlab.plugin_files import PluginFile, check_folder, read_source
 from ganlab.store.lifecycle import STATUSES
@@ -297,7 +298,7 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     for key, value in rec.experiment_config().flat().items():
         echo(f"    {key} = {value}")
     if rec.error:
-        lines = rec.error.rstrip().splitlines()
+        lines = without_noise(rec.error.rstrip().splitlines())  # rows stored before the filter had it
         tail = lines[-ERROR_TAIL_LINES:]
         echo(f"  error (last {len(tail)} of {len(lines)} lines)" if len(lines) > len(tail) else "  error")
         for text in tail:

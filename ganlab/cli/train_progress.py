@@ -11,23 +11,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ganlab.training.progress_format import format_losses, format_rate
 from ganlab.training.report import BaseReporter
-
-# Losses shown in the bar, with short labels; the rest are in TensorBoard.
-_SHOWN = {"loss/discriminator": "D", "loss/generator": "G", "loss/penalty": "pen"}
-
-
-def format_losses(losses: Mapping[str, float]) -> str:
-    # A regulariser switched off (e.g. r1_gamma=0) reports exactly 0: not worth the room.
-    return " ".join(
-        f"{label} {losses[key]:.3f}" for key, label in _SHOWN.items() if key in losses and not (label == "pen" and losses[key] == 0)
-    )
-
-
-def format_rate(steps_per_s: float, images_per_s: float) -> str:
-    if not math.isfinite(steps_per_s):
-        return "compiling"
-    return f"{steps_per_s:.1f} steps/s  {images_per_s:,.0f} img/s"
 
 
 class ProgressReporter(BaseReporter):

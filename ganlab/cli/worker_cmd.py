@@ -1,9 +1,7 @@
-"""``ganlab worker``, ``ganlab status`` and ``ganlab logs``: running the queue and watching it."""
+"""``ganlab worker`` and ``ganlab status``: running the queue and watching it (``ganlab logs``: logs_cmd)."""
 
 from __future__ import annotations
 
-import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -11,13 +9,10 @@ import click
 
 from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.output import print_json, print_table
-from ganlab.cli.types import Count, ExperimentId, Seconds
-from ganlab.errors import ConfigError, GanlabError
+from ganlab.cli.types import Count, Seconds
 from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
-from ganlab.names import printable
 from ganlab.store.models import utcnow
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
-from ganlab.worker.child import LOG_NAME
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.gpus import parse_gpus
 from ganlab.worker.loop import Worker, WorkerOptions
@@ -109,39 +104,3 @@ def status(ctx: click.Context, as_json: bool, all_workers: bool) -> None:
                   " ".join(f"{k} {v:.3f}" for k, v in (r.last_losses or {}).items()))
                  for r in records], title="running")
     click.echo("queue: " + "  ".join(f"{k} {v}" for k, v in counts.items()))
-
-
-@click.command("logs")
-@db_option
-@click.argument("exp_id", type=ExperimentId)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the experiment ends (Ctrl-C to leave).")
-@click.option("-n", "--lines", type=Count, default=None, help="Only the last N lines (N >= 1).")
-@click.pass_context
-def logs(ctx: click.Context, exp_id: int, follow: bool, lines: int | None) -> None:
-    """Show the training log (stdout and stderr) of experiment EXP_ID."""
-    with open_db(ctx, Queue, read_only=True) as queue:
-        record = queue.get(exp_id)
-    if not record.run_dir:
-        raise ConfigError(f"experiment {exp_id} has not started yet (status {record.status}); it has no log")
-    path = Path(record.run_dir) / LOG_NAME
-    if not path.is_file():
-        host = f" on host {record.run_host}" if record.run_host else ""
-        raise GanlabError(f"no log at {printable(str(path))}{host}; run 'ganlab logs' on the host that ran it, or share the runs folder")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        text = fh.read()
-        shown = text.splitlines()[-lines:] if lines else text.splitlines()
-        # The log holds stored names and whatever plugin code printed: escape sequences show as text.
-        for line in shown:
-            click.echo(printable(line, keep="\t"))
-        if not follow:
-            return
-        while True:
-            chunk = fh.read()
-            if chunk:
-                sys.stdout.write(printable(chunk, keep="\n\t"))
-                sys.stdout.flush()
-                continue
-            with open_db(ctx, Queue, read_only=True) as queue:
-                if queue.get(exp_id).status != "running":
-                    return
-            time.sleep(1.0)

@@ -159,7 +159,8 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
     if standby is not None and (standby.backend != backend or not standby.alive()):
         standby = None
     argv = plugin_argv(plugins_dir, claim.experiment.plugin_files)
-    argv += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume", "--quiet"]
+    # Not --quiet: its progress lines (step, losses, evaluations) go to train.log for 'ganlab logs'.
+    argv += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume"]
     log_path = run_dir / LOG_NAME
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     gpu = f"GPU {slot}" if slot is not None else "CPU"

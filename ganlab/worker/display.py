@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from ganlab.names import printable
+from ganlab.training.progress_format import format_losses
 from ganlab.worker.child import Child
 
 
@@ -21,9 +22,8 @@ def _fmt_eta(seconds: float | None) -> str:
 
 
 def describe(child: Child) -> str:
-    losses = " ".join(f"{k} {v:.3f}" for k, v in sorted(child.losses.items())[:3])
     return (f"#{child.id} {printable(child.name)}  {child.step}/{child.total}  {child.steps_per_s:.1f} steps/s  "
-            f"ETA {_fmt_eta(child.eta_s())}  {losses}").rstrip()
+            f"ETA {_fmt_eta(child.eta_s())}  {format_losses(child.losses)}").rstrip()
 
 
 class WorkerDisplay:
@@ -71,7 +71,7 @@ class WorkerDisplay:
                 fields = {
                     "id": c.id, "name": printable(c.name), "rate": f"{c.steps_per_s:.1f} steps/s",
                     "eta": _fmt_eta(c.eta_s()),
-                    "losses": " ".join(f"{k} {v:.3f}" for k, v in sorted(c.losses.items())[:3]),
+                    "losses": format_losses(c.losses),
                 }
                 if c.id not in self._tasks:
                     self._tasks[c.id] = self._progress.add_task("", total=c.total or None, completed=c.step, **fields)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.errors import PluginRefused, RunDirBusy
+from ganlab.logfilter import without_noise
 from ganlab.worker.channel import EXIT_DIVERGED, EXIT_STOPPED, EXIT_SUCCEEDED
 
 _FRAME = re.compile(r'^  File ".*", line \d+', re.M)  # a traceback whose header scrolled out of the tail
@@ -27,7 +28,7 @@ class Outcome:
 
 
 def tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a log file (what a user needs to see first)."""
+    """The last lines of a log file (what a user needs to see first), less TensorFlow's start-up noise."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
@@ -35,7 +36,7 @@ def tail(path: Path, lines: int = 20) -> str:
             text = fh.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(without_noise(text.splitlines())[-lines:])
 
 
 def classify(
@@ -87,7 +88,8 @@ def classify(
     if "Traceback (most recent call last)" in log_tail or _FRAME.search(log_tail):
         last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
         reason = f"Python exception: {last.strip()[:200]}"
-        return Outcome("failed", reason, error=log_tail)
+        # The reason first, as for every other ending: the tail may start mid-traceback.
+        return Outcome("failed", reason, error=f"{reason}\n{log_tail}")
     last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
     reason = f"exited with code {returncode}" + (f": {last.strip()[:200]}" if last else "")
     return Outcome("failed", reason, error=log_tail or reason)
