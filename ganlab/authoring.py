@@ -48,7 +48,7 @@ def render(kind: str, name: str) -> str:
     found = _NAME_LINE.findall(source)
     assert len(found) == 1, f"template {kind} must hold exactly one NAME line"
     # The template's own name (a slug) is in its NAME line and its usage notes; both become the new name.
-    return source.replace(f'"{found[0]}"', f'"{name}"').replace(f" {found[0]}\n", f" {name}\n")
+    return re.sub(rf"(?<![\w-]){re.escape(found[0])}(?![\w-])", name, source)
 
 
 def file_name(name: str) -> str:

@@ -85,9 +85,15 @@ def _regulariser(spec: LossSpec, params: Mapping[str, Any], rng: np.random.Gener
         else:
             import tensorflow as tf
 
-            with tf.GradientTape() as tape:
-                value = spec.regularizer(context(lambda x: disc(x, training=True), keras.random.SeedGenerator(0)), params)
-            grads = tape.gradient(value, disc.trainable_variables, unconnected_gradients="zero")
+            seed = keras.random.SeedGenerator(0)
+
+            @tf.function  # as in training: some second-order gradients exist only in a traced graph
+            def value_and_grad() -> tuple[Any, Any]:
+                with tf.GradientTape() as tape:
+                    value = spec.regularizer(context(lambda x: disc(x, training=True), seed), params)
+                return value, tape.gradient(value, disc.trainable_variables)
+
+            value, grads = value_and_grad()
     except Exception as exc:  # noqa: BLE001
         raise CheckFailed(f"loss {spec.name!r}: the regulariser failed: {type(exc).__name__}: {exc}") from exc
     value = np.asarray(value, dtype="float64")
@@ -95,7 +101,7 @@ def _regulariser(spec: LossSpec, params: Mapping[str, Any], rng: np.random.Gener
         raise CheckFailed(f"loss {spec.name!r}: the regulariser returns shape {value.shape}; it must return one scalar")
     if not np.isfinite(value):
         raise CheckFailed(f"loss {spec.name!r}: the regulariser returns {float(value)}; it must be finite")
-    squares = [float(np.sum(np.square(np.asarray(g, dtype="float64")))) for g in grads]
+    squares = [float(np.sum(np.square(np.asarray(g, dtype="float64")))) for g in grads if g is not None]
     norm = float(np.sqrt(sum(squares)))
     if not np.isfinite(norm):
         raise CheckFailed(
