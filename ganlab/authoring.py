@@ -74,12 +74,17 @@ def target_folder(plugins_dir: str | None, local: bool) -> Path:
     return directory
 
 
-def write_plugin(kind: str, name: str, directory: Path, registry: Registry) -> Path:
-    """Write the new plugin file; refuses a taken name or an existing file, never overwrites."""
-    source = render(kind, name)
+def check_free(kind: str, name: str, registry: Registry) -> None:
+    """Refuse a name another plugin of ``kind`` already has (two would clash and both be refused)."""
     taken = [e for e in registry.entries(kind) if e.name == name]
     if taken:
         raise ConfigError(f"{kind} {name!r} already exists ({taken[0].source}); choose another name")
+
+
+def write_plugin(kind: str, name: str, directory: Path, registry: Registry) -> Path:
+    """Write the new plugin file; refuses a taken name or an existing file, never overwrites."""
+    source = render(kind, name)
+    check_free(kind, name, registry)
     path = directory / file_name(name)
     try:
         # O_EXCL: an existing file (or a link planted at that name) is never followed or overwritten.
@@ -95,4 +100,4 @@ def write_plugin(kind: str, name: str, directory: Path, registry: Registry) -> P
     return path
 
 
-__all__ = ["TEMPLATE_KINDS", "check_plugin_name", "file_name", "render", "target_folder", "template_source", "write_plugin"]
+__all__ = ["TEMPLATE_KINDS", "check_free", "check_plugin_name", "file_name", "render", "target_folder", "template_source", "write_plugin"]

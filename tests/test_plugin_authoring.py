@@ -173,6 +173,10 @@ def test_enqueue_refuses_a_sweep_that_cannot_make_the_data_shape(fixtures: Path,
     for fragment in ("'badshape'", "units=16", "(8, 8, 1)", "(32, 32, 1)", "nothing was queued"):
         assert fragment in line, line
     assert not db.exists()
+    fix = re.search(r"Try it with: (ganlab plugins check [^(]*) \(", line)
+    assert fix, line
+    check = run("--plugins-dir", str(fixtures), *fix.group(1).split()[1:])
+    assert "generator makes images of shape (8, 8, 1)" in error_line(check)
     assert "(8, 8, 1)" in error_line(run(*sweep, "--dry-run"))
     assert not db.exists()
     # The refusal itself was cached: the second and third tries started no child.

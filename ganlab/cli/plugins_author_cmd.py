@@ -21,13 +21,16 @@ from ganlab.sweep import parse_sets
 @click.pass_context
 def new(ctx: click.Context, name: str, kind: str) -> None:
     """Write a commented, working plugin file NAME of KIND into the plugins folder (never overwrites)."""
-    from ganlab.authoring import check_plugin_name, target_folder, template_source, write_plugin
+    from ganlab.authoring import check_free, check_plugin_name, target_folder, template_source, write_plugin
 
     template_source(kind)  # an unknown kind is refused first, listing the kinds there are
     check_plugin_name(name)
     state = ctx.obj
-    directory = target_folder(state.plugins_dir, state.local)
+    if not state.local:
+        target_folder(state.plugins_dir, state.local)  # says local plugins are off
     registry = state.registry()
+    check_free(kind, name, registry)  # before ./plugins is created: a refusal leaves nothing behind
+    directory = target_folder(state.plugins_dir, state.local)
     path = write_plugin(kind, name, directory, registry)
     click.echo(f"wrote {path} ({kind} {name!r}); edit it, then run: ganlab plugins check {name}")
 
