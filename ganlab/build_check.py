@@ -139,6 +139,8 @@ def _run_probe(builds: list[Build], files: list[PluginFile]) -> list[dict[str, A
     if not isinstance(outcomes, list) or len(outcomes) != len(builds) or None in outcomes:
         errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
         last = errors[-1][len("Error: "):] if errors else (done.stderr.strip().splitlines() or ["no output"])[-1]
+        if done.returncode < 0:  # a plugin that kills its own process while building
+            last = f"its process was killed by signal {-done.returncode} while building the networks"
         raise ConfigError(f"the build check could not run: {last}; nothing was queued (--no-build-check skips it)")
     return outcomes
 
