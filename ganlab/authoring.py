@@ -13,7 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from ganlab.errors import ConfigError, PluginError
+from ganlab.errors import ConfigError
 from ganlab.plugin_files import check_folder
 from ganlab.registry import DEFAULT_PLUGINS_DIR, PLUGINS_DIR_ENV, Registry, resolve_plugins_dir
 
@@ -56,20 +56,20 @@ def file_name(name: str) -> str:
     return name.replace("-", "_") + ".py"
 
 
-def target_folder(plugins_dir: str | None, local: bool) -> Path:
-    """The plugins folder ``new`` writes into; ``./plugins`` is created when it is the default and missing."""
-    if not local or (plugins_dir is not None and not plugins_dir.strip()):
+def target_folder(plugins_dir: str | None, local: bool, *, create: bool = True) -> Path:
+    """The plugins folder ``new`` writes into; the default ``./plugins`` is created when missing (if ``create``)."""
+    named = plugins_dir if plugins_dir is not None else os.environ.get(PLUGINS_DIR_ENV)
+    if not local or (named is not None and not named.strip()):
         raise ConfigError(
-            "local plugins are off (--no-local-plugins or an empty --plugins-dir), so there is no folder to write "
-            "the new plugin into; give one with --plugins-dir DIR"
+            "local plugins are off (--no-local-plugins, or an empty --plugins-dir or GANLAB_PLUGINS_DIR), so there "
+            "is no folder to write the new plugin into; give one with --plugins-dir DIR"
         )
-    directory = resolve_plugins_dir(plugins_dir)
+    directory = resolve_plugins_dir(plugins_dir)  # a folder the user named must exist
     if directory is None:
-        if plugins_dir is None and os.environ.get(PLUGINS_DIR_ENV) is None:
-            directory = Path(DEFAULT_PLUGINS_DIR)
-            directory.mkdir(mode=0o755)
-        else:  # pragma: no cover - resolve_plugins_dir raises for a named folder that is missing
-            raise PluginError(f"no plugins folder; create one or give --plugins-dir DIR ({PLUGINS_DIR_ENV})")
+        directory = Path(DEFAULT_PLUGINS_DIR)
+        if not create:
+            return directory
+        directory.mkdir(mode=0o755)
     check_folder(directory)  # a folder others can write is refused here as everywhere
     return directory
 

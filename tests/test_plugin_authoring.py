@@ -210,3 +210,15 @@ def test_a_second_add_of_a_good_sweep_hits_the_cache(fixtures: Path, tmp_path: P
     assert "(16, 16, 1)" in error_line(third) and CHECKING in third.output
     with Store.open(str(db)) as store:
         assert len(store.list_experiments()) == 8
+
+
+def test_new_refuses_a_folder_others_can_write_and_a_turned_off_folder(workdir: Path) -> None:
+    shared = workdir / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    line = error_line(run("--plugins-dir", str(shared), "plugins", "new", "mine", "--kind", "loss"))
+    assert "writable by everyone" in line and "chmod go-w" in line
+    assert list(shared.iterdir()) == []
+    line = error_line(run("plugins", "new", "mine", "--kind", "loss", env={"GANLAB_PLUGINS_DIR": ""}))
+    assert "local plugins are off" in line
+    assert not (workdir / "plugins").exists()

@@ -26,8 +26,7 @@ def new(ctx: click.Context, name: str, kind: str) -> None:
     template_source(kind)  # an unknown kind is refused first, listing the kinds there are
     check_plugin_name(name)
     state = ctx.obj
-    if not state.local:
-        target_folder(state.plugins_dir, state.local)  # says local plugins are off
+    target_folder(state.plugins_dir, state.local, create=False)  # local plugins off, or a folder others can write
     registry = state.registry()
     check_free(kind, name, registry)  # before ./plugins is created: a refusal leaves nothing behind
     directory = target_folder(state.plugins_dir, state.local)
