@@ -69,9 +69,9 @@ def check_builds(resolver: Resolver, configs: Iterable[ExperimentConfig], say: C
                 found = registry.plugin_files(config.architecture, config.dataset, config.loss)
                 files[build.architecture] = next((f for f in found if f.kind == "architecture"), None)
     pending: dict[str, Build] = {}
+    code = {arch: _code_hash(registry, arch, file) for arch, file in files.items()}
     for ident, build in builds.items():
-        name = key({"code": _code_hash(registry, build.architecture, files[build.architecture]),
-                    "build": list(ident)})
+        name = key({"code": code[build.architecture], "build": list(ident)})
         outcome = cache.get(name)
         if outcome is None:
             pending[name] = build
