@@ -85,9 +85,13 @@ def _in_child(ctx: click.Context, backend: str) -> int:
                           capture_output=True, text=True, env=env, check=False)
     if done.stdout:
         click.echo(done.stdout, nl=False)
-    for line in done.stderr.splitlines():
+    lines = done.stderr.splitlines()
+    for line in lines:
         if line.startswith(("Error:", "warning:")):
             click.echo(line, err=True)
+    if done.returncode != 0 and not done.stdout and not any(line.startswith("Error:") for line in lines):
+        # The child died before it could report (say, the backend is not installed): its last line says why.
+        raise GanlabError(f"the check on {backend} could not run: {(lines or ['no output'])[-1].strip()}")
     return done.returncode
 
 
