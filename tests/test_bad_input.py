@@ -586,3 +586,23 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     for exp_id in (retry.id, lapsed.id):
         shown = ok(["queue", "show", "--db", str(db), str(exp_id)]).output
         assert f"requeued {exp_id}" in ok(_printed(shown, r"to try again: (ganlab queue retry.*?)\)?$")).output
+
+
+AUTHORING_CASES = [
+    (["plugins", "new", "Bad", "--kind", "architecture"], "is not allowed"),
+    (["plugins", "new", "../x", "--kind", "loss"], "is not allowed"),
+    (["plugins", "new", "ok", "--kind", "metric"], "available kinds: architecture, dataset, loss"),
+    (["--no-local-plugins", "plugins", "new", "ok", "--kind", "loss"], "local plugins are off"),
+    (["plugins", "new", "mlp", "--kind", "architecture"], "architecture 'mlp' already exists (builtin)"),
+    (["plugins", "check", "nosuch"], "no plugin named 'nosuch'"),
+    (["plugins", "check", "mlp", "--set", "nosuch=1"], "no such hyperparameter"),
+    (["plugins", "check", "mlp", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
+    (["plugins", "check", "mlp", "--kind", "loss"], "unknown loss 'mlp'"),
+    (["queue", "add", "--arch", "mlp", "--set", "hidden_units=0"], "hidden_units"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), AUTHORING_CASES, ids=[" ".join(a) for a, _ in AUTHORING_CASES])
+def test_plugin_authoring_refusals_leave_no_file(folder: Path, args: list[str], fragment: str) -> None:
+    refused(args, folder, fragment)
+    assert not (folder / "plugins").exists()  # plugins new creates ./plugins only once it will write into it

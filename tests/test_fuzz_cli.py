@@ -108,6 +108,15 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"sample-n-{v!r}", ["sample", "1", "-n", v]
         yield f"tensorboard-port-{v!r}", ["tensorboard", "--port", v]
     yield "plugins-dir-missing", ["--plugins-dir", "nosuch-folder", "plugins"]
+    for v in ("[/]", f"{ESC}x", "", "../plugins/x", "Bad", "a" * 5000, "x\x00y", "fine"):  # "fine": local plugins off
+        yield f"plugins-new-{v[:12]!r}", ["plugins", "new", v, "--kind", "architecture"]
+    for v in ("[/]", "", "metric", f"{ESC}x"):
+        yield f"plugins-new-kind-{v!r}", ["plugins", "new", "fine", "--kind", v]
+    for v in ("[/]", f"{ESC}x", "", "nosuch", "../plugins/x"):
+        yield f"plugins-check-{v!r}", ["plugins", "check", v]
+    for extra in (["--set", "nosuch=1"], ["--set", "[/]"], ["--dataset", "nosuch"], ["--kind", "loss"],
+                  ["--loss", f"{ESC}x"], ["--backend", "x"]):
+        yield f"plugins-check-mlp-{extra!r}", ["plugins", "check", "mlp", *extra]
     for url in BAD_DB_URLS:
         for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"],
                     ["queue", "add", "--steps", "5"], ["worker", "--until-empty"]):

@@ -74,7 +74,10 @@ class Env:
         self.tmp = tmp_path
 
     def run(self, *args: str, db: Path | None = None, group: str = "queue") -> Result:
-        return CliRunner().invoke(cli, ["--plugins-dir", str(self.plugins), group, "--db", str(db or self.db), *args])
+        # The toy networks cannot be built (they would only say so): the build check has its own tests.
+        skip = ["--no-build-check"] if group == "queue" and args[:1] == ("add",) else []
+        return CliRunner().invoke(cli, ["--plugins-dir", str(self.plugins), group, "--db", str(db or self.db),
+                                        *args, *skip])
 
     def ok(self, *args: str, **kw: object) -> Result:
         result = self.run(*args, **kw)  # type: ignore[arg-type]
@@ -446,7 +449,7 @@ def test_db_upgrade_on_a_current_and_a_missing_database(env: Env) -> None:
 
 def test_db_url_from_the_environment(env: Env) -> None:
     runner = CliRunner(env={"GANLAB_DB": str(env.db)})
-    result = runner.invoke(cli, ["--plugins-dir", str(env.plugins), "queue", "add", *TOY])
+    result = runner.invoke(cli, ["--plugins-dir", str(env.plugins), "queue", "add", *TOY, "--no-build-check"])
     assert result.exit_code == 0 and env.db.exists(), result.output
     result = runner.invoke(cli, ["--plugins-dir", str(env.plugins), "queue", "list", "--json"])
     assert [r["name"] for r in json.loads(result.stdout)] == ["toy-toyset-toyloss"]

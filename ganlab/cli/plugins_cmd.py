@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ganlab.cli.output import print_json, print_table, warn
+from ganlab.cli.plugins_author_cmd import check as check_cmd
+from ganlab.cli.plugins_author_cmd import new as new_cmd
 from ganlab.errors import PluginError
 from ganlab.params import suggest
 from ganlab.registry import KINDS, Registry
@@ -84,3 +86,7 @@ def show(ctx: click.Context, name: str, kind: str | None, as_json: bool) -> None
             )
         else:
             click.echo("  no hyperparameters")
+
+
+plugins.add_command(new_cmd)
+plugins.add_command(check_cmd)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ganlab.build_check import check_builds
 from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_json, print_table, warn
@@ -57,6 +58,7 @@ def _open(ctx: click.Context, *, read_only: bool = False) -> Store:
 @click.option("--max-experiments", type=Count, default=DEFAULT_MAX_EXPERIMENTS, show_default=True,
               help="Refuse a sweep of more experiments than this (counted before anything is expanded).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new ids, one per line.")
+@click.option("--no-build-check", is_flag=True, help="Skip building each architecture for its data shape first.")
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -70,6 +72,7 @@ def add(
     allow_duplicates: bool,
     max_experiments: int,
     quiet: bool,
+    no_build_check: bool,
 ) -> None:
     """Queue one experiment or a sweep, validated against the plugins first.
 
@@ -85,7 +88,10 @@ def add(
     else:
         grids = [experiment.grid(lists=True, seeds=seed_list, name=name, priority=priority or 0, tags=tag_list)]
     registry = ctx.obj.registry()
-    planned = expand(Resolver(registry), grids, max_experiments=max_experiments)
+    resolver = Resolver(registry)
+    planned = expand(resolver, grids, max_experiments=max_experiments)
+    if not no_build_check:  # every architecture built for its data shape, once per distinct build (cached)
+        check_builds(resolver, (p.config for p in planned), say=lambda m: click.echo(m, err=True))
     if dry_run:
         _dry_run(ctx, planned, allow_duplicates)
         return
