@@ -55,7 +55,7 @@ def check_builds(resolver: Resolver, configs: Iterable[ExperimentConfig], say: C
     registry = resolver.registry
     cache = cache or BuildCache()
     builds: dict[tuple[Any, ...], Build] = {}
-    files: dict[str, PluginFile | None] = {}
+    files: dict[str, list[PluginFile]] = {}
     for config in configs:
         arch = registry.architecture(config.architecture)
         info = resolver.data_info(config.dataset, config.dataset_params)
@@ -67,9 +67,11 @@ def check_builds(resolver: Resolver, configs: Iterable[ExperimentConfig], say: C
             builds[ident] = build
             if build.architecture not in files:
                 found = registry.plugin_files(config.architecture, config.dataset, config.loss)
-                files[build.architecture] = next((f for f in found if f.kind == "architecture"), None)
+                # Its helper files travel with it: the probe, like a worker child, imports only pinned ones.
+                arch_file = [f for f in found if f.kind == "architecture"]
+                files[build.architecture] = arch_file + [f for f in found if f.kind == "helper"] if arch_file else []
     pending: dict[str, Build] = {}
-    code = {arch: _code_hash(registry, arch, file) for arch, file in files.items()}
+    code = {arch: _code_hash(registry, arch, pinned) for arch, pinned in files.items()}
     for ident, build in builds.items():
         name = key({"code": code[build.architecture], "build": list(ident)})
         outcome = cache.get(name)
@@ -82,7 +84,7 @@ def check_builds(resolver: Resolver, configs: Iterable[ExperimentConfig], say: C
     if say is not None:
         say(f"checking that {len(pending)} architecture build(s) fit their data (Keras starts: a few seconds; "
             "repeated adds use the cache)")
-    outcomes = _run_probe(list(pending.values()), [f for f in files.values() if f is not None])
+    outcomes = _run_probe(list(pending.values()), list({f.path: f for fs in files.values() for f in fs}.values()))
     for name, outcome in zip(pending, outcomes):
         cache.put(name, outcome)
     for build, outcome in zip(pending.values(), outcomes):
@@ -91,10 +93,10 @@ def check_builds(resolver: Resolver, configs: Iterable[ExperimentConfig], say: C
     return len(pending)
 
 
-def _code_hash(registry: Any, architecture: str, file: PluginFile | None) -> str:
-    """The hash of the code that builds ``architecture``: its local file's, else its modules' and ganlab's version."""
-    if file is not None:
-        return file.sha256
+def _code_hash(registry: Any, architecture: str, files: list[PluginFile]) -> str:
+    """The hash of the code that builds ``architecture``: its local file's and its helpers', else its modules' and ganlab's version."""
+    if files:
+        return files[0].sha256 if len(files) == 1 else hashlib.sha256(" ".join(f.sha256 for f in files).encode()).hexdigest()
     spec = registry.architecture(architecture)
     digest = hashlib.sha256(__version__.encode())
     for fn in (spec.build_generator, spec.build_discriminator):
