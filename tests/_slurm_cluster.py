@@ -58,7 +58,16 @@ class Cluster:
         path = self.folder / f"{name}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else f"(no {name}.log)"
 
+    def cancel_all(self) -> None:
+        """End every job on the cluster (all are this session's) and wait until none is left."""
+        self.run("scancel", "--user", str(os.getuid()), check=False)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.run("squeue", "-h", "-o", "%i", check=False).stdout.strip():
+            time.sleep(0.3)
+
     def stop(self) -> None:
+        if self.processes and all(p.poll() is None for p in self.processes):
+            self.cancel_all()  # else slurmstepd and the jobs' processes would outlive slurmd
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()

@@ -11,7 +11,7 @@ from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.output import print_json, print_table
 from ganlab.cli.types import Count, Seconds
 from ganlab.errors import ConfigError
-from ganlab.limits import MAX_LEASE_S
+from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
 from ganlab.slurm import commands
 from ganlab.slurm.paths import check_db_shared, check_runs_shared
 from ganlab.slurm.script import DEFAULT_JOB_NAME, DEFAULT_WARN_S, SubmitOptions, log_dir, parse_sbatch_pairs, render
@@ -65,6 +65,8 @@ def slurm() -> None:
               help="Run folder on a file system every node mounts (checkpoints, logs; SLURM logs in RUNS/slurm).")
 @click.option("--lease", "lease_s", type=Seconds(MAX_LEASE_S), default=60.0, show_default=True,
               help="The workers' lease length in seconds.")
+@click.option("--poll", "poll_s", type=Seconds(MAX_POLL_S), default=5.0, show_default=True,
+              help="Seconds between the workers' looks at an empty queue.")
 @click.option("--tag", "tags", multiple=True, help="The workers take only experiments with this tag (repeatable).")
 @click.option("--max-attempts", type=Count, default=None, help="Claims per experiment before a crashing one fails.")
 @click.option("--until-empty/--keep-polling", default=True, show_default=True,
@@ -77,7 +79,7 @@ def slurm() -> None:
 @click.pass_context
 def submit(ctx: click.Context, workers: int, gpus_per_worker: int, cpus_per_worker: int, time_limit: str,
            warn_s: int, partition: str | None, account: str | None, extra: tuple[str, ...], runs_dir: str,
-           lease_s: float, tags: tuple[str, ...], max_attempts: int | None, until_empty: bool, single_node: bool,
+           lease_s: float, poll_s: float, tags: tuple[str, ...], max_attempts: int | None, until_empty: bool, single_node: bool,
            job_name: str, dry_run: bool, as_json: bool) -> None:
     """Submit one job array whose every task runs `ganlab worker` on the shared queue."""
     url = _absolute_db(db_url(ctx))
@@ -86,7 +88,7 @@ def submit(ctx: click.Context, workers: int, gpus_per_worker: int, cpus_per_work
     options = SubmitOptions(
         db_url=url, runs_dir=runs, workers=workers, time=time_limit, gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker, partition=partition, account=account, job_name=job_name, warn_s=warn_s,
-        extra=parse_sbatch_pairs(extra), plugins_dir=plugins or "", lease_s=lease_s, tags=tags,
+        extra=parse_sbatch_pairs(extra), plugins_dir=plugins or "", lease_s=lease_s, poll_s=poll_s, tags=tags,
         max_attempts=max_attempts, until_empty=until_empty,
     )
     script = render(options)
@@ -155,10 +157,11 @@ def cancel(ctx: click.Context, job_id: str | None, job_name: str) -> None:
         mine = [t for t in tasks if t.job_id == job]
         pending = sum(t.state == "PENDING" for t in mine)
         running = sum(t.state in ("RUNNING", "CONFIGURING") for t in mine)
-        if pending:
-            commands.cancel_pending(job)
         if running:
-            # SIGTERM to each worker only: it stops its children cleanly itself (no requeue: that is SIGUSR1's).
-            commands.signal_running(job, "TERM")
+            # SIGINT to each worker only: it checkpoints and hands back its experiments itself, and exits
+            # without requeueing (SIGUSR1 is the one that requeues). SLURM's own SIGTERM banner says "CANCELLED".
+            commands.signal_running(job, "INT")
+        # After the signal: a task that requeued itself meanwhile is pending now, and goes too.
+        commands.cancel_pending(job)
         click.echo(f"job {job}: {running} running worker(s) asked to checkpoint and stop, "
                    f"{pending} pending task(s) removed")

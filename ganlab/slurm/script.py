@@ -106,6 +106,7 @@ class SubmitOptions:
     plugins_dir: str | None = None
     no_local_plugins: bool = False
     lease_s: float = 60.0
+    poll_s: float = 5.0
     tags: tuple[str, ...] = ()
     max_attempts: int | None = None
     until_empty: bool = True
@@ -136,7 +137,8 @@ def worker_command(options: SubmitOptions) -> list[str]:
     elif options.plugins_dir is not None:
         cmd += ["--plugins-dir", options.plugins_dir]
     cmd += ["worker", "--db", options.db_url, "--runs-dir", str(options.runs_dir),
-            "--gpus", "auto" if options.gpus_per_worker else "none", "--lease", f"{options.lease_s:g}"]
+            "--gpus", "auto" if options.gpus_per_worker else "none", "--lease", f"{options.lease_s:g}",
+            "--poll", f"{options.poll_s:g}"]
     if options.until_empty:
         cmd.append("--until-empty")
     for tag in options.tags:

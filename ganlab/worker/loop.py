@@ -74,8 +74,13 @@ class Worker:
     # ------------------------------------------------------------------ signals
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_requests += 1
         name = signal.Signals(signum).name
+        if self._stop_requests and (signum == signal.SIGUSR1 or (self.slurm is not None and signum == signal.SIGTERM)):
+            # Already stopping: SLURM's warning or its own SIGTERM (time limit, requeue, preemption) must not
+            # turn a clean stop into a kill; SLURM sends SIGKILL itself when its grace time is over.
+            self.display.event(f"{name}: already checkpointing and stopping")
+            return
+        self._stop_requests += 1
         if signum == signal.SIGUSR1 and self.slurm is not None:
             self._requeue_task = True
         if self._stop_requests == 1:
@@ -346,7 +351,8 @@ class Worker:
                                   error="cancelled by request")
                 status = "cancelled"
             elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
-                status = self.queue.release(exp_id, token, step=child.step)  # "cancelled" if one was requested
+                # "cancelled" if one was requested; a child that never reported keeps the stored step.
+                status = self.queue.release(exp_id, token, step=child.step or None)
             elif outcome.status == "failed" and outcome.retryable:
                 status = self.queue.requeue(exp_id, token, reason=outcome.reason, detail=tail(child.log_path),
                                             max_attempts=self.options.max_attempts)
