@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +72,12 @@ def job_field(cluster: Cluster, task: str, name: str) -> str:
     return match.group(1)
 
 
+def requeued(cluster: Cluster, task: str) -> bool:
+    """Requeued once and back to pending (past completing: SLURM then holds it two minutes, Reason=BeginTime)."""
+    return (job_field(cluster, task, "Restarts"), job_field(cluster, task, "JobState"),
+            job_field(cluster, task, "Reason")) == ("1", "PENDING", "BeginTime")
+
+
 def holder(url: str, exp_id: int) -> tuple[str, int | None] | None:
     """The SLURM job and task of the worker running ``exp_id`` now, or None while it is not running."""
     with Queue.open(url) as q:
@@ -93,9 +98,7 @@ def test_an_array_of_two_workers_runs_each_experiment_once(slurm_cluster, env, p
     ids = enqueue(pg_url, "--steps", "10", "--seeds", "0,1,2,3")
     runs = tmp_path / "runs"
     job = submit(env, pg_url, runs, "--workers", "2", "--time", "10", "--name", "ganlab-once")
-    t0 = time.monotonic()
     wait_for(lambda: all(record(pg_url, i).status == "succeeded" for i in ids), timeout=150, what="4 successes")
-    print("TIMING success", time.monotonic() - t0)
     assert [record(pg_url, i).attempts for i in ids] == [1, 1, 1, 1]
     with Queue.open(pg_url) as q:
         workers = q.list_workers()
@@ -106,7 +109,6 @@ def test_an_array_of_two_workers_runs_each_experiment_once(slurm_cluster, env, p
     assert sorted(w["slurm_task"] for w in listing["workers"]) == [0, 1]
     # --until-empty: both tasks end by themselves, each after its share of the queue.
     wait_for(lambda: not squeue(slurm_cluster, job), timeout=30, what="the array to end")
-    print("TIMING end", time.monotonic() - t0)
     logs = sorted((runs / "slurm").glob(f"{job}_*.out"))
     assert len(logs) == 2
     started = sum(len(re.findall(r"#\d+ \S+: started on CPU", p.read_text())) for p in logs)
@@ -127,10 +129,9 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
     # The time limit's warning: the short task hands the experiment back and is requeued by its worker.
     wait_for(lambda: holder(pg_url, exp) == (long, 0), timeout=70, what="the long task to take the experiment over")
     assert record(pg_url, exp).attempts == 1  # the hand-back did not count as a failed attempt
-    short_log = runs / "slurm" / f"{short}_0.out"
+    short_log, long_log = (runs / "slurm" / f"{job}_0.out" for job in (short, long))
     assert "SIGUSR1" in short_log.read_text() and f"requeueing SLURM task {short}_0" in short_log.read_text()
-    wait_for(lambda: job_field(slurm_cluster, f"{short}_0", "Restarts") == "1", timeout=20, what="the requeue")
-    assert job_field(slurm_cluster, f"{short}_0", "JobState") == "PENDING"
+    wait_for(lambda: requeued(slurm_cluster, f"{short}_0"), timeout=20, what="the requeue")
 
     # Mid-experiment, the long task is signalled by hand: same hand-back, same requeue.
     base = record(pg_url, exp).step  # the short task's last report: the long one resumes at or below it
@@ -139,19 +140,17 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
     wait_for(lambda: record(pg_url, exp).status == "queued", timeout=30, what="the release")
     released = record(pg_url, exp)
     assert released.attempts == 0 and released.worker_id is None  # claimed once, given back: nothing counted
-    wait_for(lambda: job_field(slurm_cluster, f"{long}_0", "Restarts") == "1", timeout=20, what="the second requeue")
+    wait_for(lambda: requeued(slurm_cluster, f"{long}_0"), timeout=20, what="the second requeue")
 
-    # SLURM holds a requeued job for two minutes before it may start again; the test lets both start now.
-    # The short task is back under a fresh one-minute limit; whichever fresh worker claims first takes the
-    # experiment up from the checkpoint the long task wrote when it was signalled.
-    before = {job: resumed_at(runs / "slurm" / f"{job}_0.out", exp) for job in (short, long)}
-    for job in (short, long):
-        slurm_cluster.run("scontrol", "update", f"JobId={job}_0", "StartTime=now")
-    owner = wait_for(lambda: holder(pg_url, exp), timeout=40, what="a requeued task's claim")
-    log = runs / "slurm" / f"{owner[0]}_0.out"
-    second = wait_for(lambda: resumed_at(log, exp)[len(before[owner[0]]):], timeout=30, what="the resume")[0]
+    # SLURM holds a requeued job for two minutes before it may start again; the test lets the long one start
+    # now. Its fresh worker takes the experiment up from the checkpoint written when it was signalled.
+    seen = len(resumed_at(long_log, exp))
+    slurm_cluster.run("scontrol", "update", f"JobId={long}_0", "StartTime=now")
+    second = wait_for(lambda: resumed_at(long_log, exp)[seen:], timeout=40, what="the resume after the requeue")[0]
     assert released.step - every <= second <= released.step + every, (released.step, second)
-    assert record(pg_url, exp).attempts == 1
+    assert record(pg_url, exp).attempts == 1 and holder(pg_url, exp) == (long, 0)
+    # The short task, requeued at its time limit, starts again too (under a fresh one-minute limit).
+    slurm_cluster.run("scontrol", "update", f"JobId={short}_0", "StartTime=now")
     wait_for(lambda: "restart count 1" in short_log.read_text(), timeout=30, what="the short task's second start")
 
     # `ganlab slurm cancel`: pending tasks go, running workers checkpoint, hand back and stop (no requeue).
@@ -175,7 +174,7 @@ def test_sbatch_refusals_are_one_line_and_submit_nothing(slurm_cluster, env, pg_
     for args, fragment in (
         (["--workers", "2", "--partition", "nosuch"], "sbatch refused: "),
         (["--workers", "0"], "--workers 0: give at least 1 worker"),
-        (["--workers", "2", "--sbatch", "qos=nosuchqos"], "sbatch refused: "),
+        (["--workers", "2", "--sbatch", "constraint=nosuchfeature"], "sbatch refused: "),
     ):
         result = ganlab(env, *base, *args)
         lines = result.output.strip().splitlines()
