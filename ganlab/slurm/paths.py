@@ -31,16 +31,13 @@ def _unescape(field: str) -> str:
 
 
 def filesystem_of(path: Path, mounts: str | None = None) -> str:
-    """The type of the file system holding ``path`` (or its nearest existing parent), e.g. ``nfs4``, ``ext4``."""
+    """The type of the file system that holds, or will hold, ``path``: e.g. ``nfs4``, ``lustre``, ``ext4``."""
     if mounts is None:
         try:
             mounts = Path("/proc/self/mounts").read_text()
         except OSError:
             return "unknown"
-    target = Path(os.path.abspath(path))
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    target = target.resolve()
+    target = Path(os.path.abspath(path)).resolve()  # links in the part that exists are followed
     best, kind = -1, "unknown"
     for line in mounts.splitlines():
         fields = line.split()
