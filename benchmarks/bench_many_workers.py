@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import random
-import statistics
 import sys
 import threading
 import time
