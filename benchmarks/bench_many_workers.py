@@ -155,7 +155,8 @@ def simulate(workers: int, *, processes: int, pool: int, seconds: float, beat_s:
         "workers": workers, "processes": processes, "connections": processes * pool, "seconds": wall,
         "claims_per_s": len(merged["finish"]) / seconds, "claim_calls_per_s": len(claims) / seconds,
         "claim_p50_ms": _p(claims, 0.50), "claim_p99_ms": _p(claims, 0.99),
-        "beat_writes_per_s": 2 * len(merged["beat"]) / seconds, "beat_p99_ms": _p(merged["beat"], 0.99),
+        "beat_writes_per_s": 2 * len(merged["beat"]) / seconds,
+        "beat_demand_per_s": 2 * workers / beat_s if beat_s >= 0.01 else float("nan"), "beat_p99_ms": _p(merged["beat"], 0.99),
         "finish_p99_ms": _p(merged["finish"], 0.99), "real_workers": workers * REAL_BEAT_S / beat_s,
     }
 
@@ -182,10 +183,13 @@ def beat_capacity(seconds: float, pool: int, processes: int) -> dict[str, float]
 
 def write_doc(rows: list[dict[str, float]], cap: dict[str, float], limits: tuple[int, int, int], machine: str,
               args: argparse.Namespace) -> Path:
+    def verdict(r: dict[str, float]) -> str:
+        return "keeps up" if r["beat_writes_per_s"] >= 0.9 * r["beat_demand_per_s"] else "**saturated**"
+
     table = "\n".join(
         f"| {r['workers']:,} | {r['connections']} | {r['claims_per_s']:.0f} | {r['claim_p50_ms']:.1f} ms | "
-        f"{r['claim_p99_ms']:.1f} ms | {r['beat_writes_per_s']:.0f} | {r['beat_p99_ms']:.1f} ms | "
-        f"{r['real_workers']:,.0f} |" for r in rows)
+        f"{r['claim_p99_ms']:.1f} ms | {r['beat_demand_per_s']:.0f} | {r['beat_writes_per_s']:.0f} | "
+        f"{r['beat_p99_ms']:.1f} ms | {r['real_workers']:,.0f} | {verdict(r)} |" for r in rows)
     limit, reserved, in_use = limits
     ceiling = cap["beat_writes_per_s"]
     section = f"""## Many workers
@@ -196,9 +200,13 @@ heartbeat: 2 writes), "trains" {args.work:g} s on average, finishes and claims a
 processes share the workers as threads, each process with a pool of {args.pool} connections; {args.seconds:g} s
 per row.
 
-| workers | connections | finished/s | claim p50 | claim p99 | heartbeat writes/s | heartbeat p99 | same write rate as real workers (20 s beats) |
-|---|---|---|---|---|---|---|---|
+| workers | connections | finished/s | claim p50 | claim p99 | heartbeat writes asked/s | done/s | heartbeat p99 | real workers at 20 s beats | |
+|---|---|---|---|---|---|---|---|---|---|
 {table}
+
+Claim latency includes the wait for one of the pool's connections. A row "keeps up" when the heartbeat
+writes done reach 90 % of those asked for; once they do not, every call queues and latencies reach
+seconds: that is where the server (or the pool in front of it) is the bottleneck.
 
 With no pause between beats, {cap['connections']:.0f} connections sustain **{ceiling:.0f} heartbeat
 writes/s** (p99 {cap['beat_p99_ms']:.1f} ms). At 2 writes per worker per beat, that is the ceiling for
