@@ -136,6 +136,12 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
     # Mid-experiment, the long task is signalled by hand: same hand-back, same requeue.
     base = record(pg_url, exp).step  # the short task's last report: the long one resumes at or below it
     wait_for(lambda: record(pg_url, exp).step >= base + 3 * every, timeout=60, what="training on the long task")
+    shown = ganlab(env, "slurm", "status", "--db", pg_url, "--name", "ganlab-long", "--json")
+    assert shown.exit_code == 0, shown.output
+    [row] = json.loads(shown.stdout)
+    assert (row["task"], row["state"], row["experiment"]) == (f"{long}_0", "RUNNING", exp) and row["step"] > 0
+    table = ganlab(env, "slurm", "status", "--db", pg_url, "--job", short).stdout
+    assert f"{short}_0" in table and "PENDING" in table
     slurm_cluster.run("scancel", "--batch", "--signal=USR1", f"{long}_0")
     wait_for(lambda: record(pg_url, exp).status == "queued", timeout=30, what="the release")
     released = record(pg_url, exp)

@@ -8,6 +8,7 @@ would fail with "sbatch is not on PATH".
 from __future__ import annotations
 
 import shlex
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ganlab.slurm.env import slurm_task
 from ganlab.slurm.paths import check_db_shared, check_runs_shared, filesystem_of
 from ganlab.slurm.script import time_to_s
 from ganlab.store import Queue, Store
+from ganlab.training.report import StopFlag
 
 PG = "postgresql+psycopg://ganlab@db.cluster.example:5432/sweeps"
 MOUNTS = """\
@@ -156,3 +158,21 @@ def test_shared_file_systems_are_told_from_local_ones() -> None:
     check_runs_shared(Path("/scratch/runs"), mounts=MOUNTS)
     check_db_shared("sqlite:////home/alice/q.db", mounts=MOUNTS)
     check_db_shared(PG, mounts=MOUNTS)
+
+
+def test_a_stop_signal_delivered_twice_at_once_counts_once() -> None:
+    # SLURM signals every process of a job and the worker forwards the signal to its children as well:
+    # the child must still checkpoint, not take the second copy for an impatient user's "stop now".
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: seen.append(signum))
+    try:
+        flag = StopFlag()
+        with flag.on_signals((signal.SIGUSR2,)):
+            signal.raise_signal(signal.SIGUSR2)
+            signal.raise_signal(signal.SIGUSR2)
+            assert flag and flag.signal_name == "SIGUSR2" and seen == []
+            flag._set_at -= StopFlag.REPEAT_S  # as if the first had come two seconds ago
+            signal.raise_signal(signal.SIGUSR2)  # a real second request: the old handler gets it
+            assert seen == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
