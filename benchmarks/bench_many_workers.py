@@ -206,7 +206,10 @@ per row.
 
 Claim latency includes the wait for one of the pool's connections. A row "keeps up" when the heartbeat
 writes done reach 90 % of those asked for; once they do not, every call queues and latencies reach
-seconds: that is where the server (or the pool in front of it) is the bottleneck.
+seconds: that is where the server (or the pool in front of it) is the bottleneck. Here the simulator's
+threads share the server's cores, so a saturated row also measures the client's side; the ceiling
+below is the server's alone. Advice: beats per second (2 x workers / beat interval) well under the
+ceiling, e.g. a 60 s lease (20 s beats) up to a few thousand workers, `--lease 180` beyond.
 
 With no pause between beats, {cap['connections']:.0f} connections sustain **{ceiling:.0f} heartbeat
 writes/s** (p99 {cap['beat_p99_ms']:.1f} ms). At 2 writes per worker per beat, that is the ceiling for
