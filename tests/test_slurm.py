@@ -54,7 +54,7 @@ def ganlab(env: dict[str, str], *args: str) -> Result:
 
 def submit(env: dict[str, str], url: str, runs: Path, *args: str) -> str:
     result = ganlab(env, "slurm", "submit", "--db", url, "--runs-dir", str(runs), "--single-node", "--lease", "6",
-                    "--poll", "0.5", "--json", *args)
+                    "--poll", "0.5", "--no-prestart", "--json", *args)
     assert result.exit_code == 0, result.output
     return str(json.loads(result.stdout)["job_id"])
 

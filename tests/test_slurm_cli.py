@@ -76,13 +76,13 @@ def test_dry_run_prints_the_whole_batch_script(runner: CliRunner, tmp_path: Path
 
 
 def test_dry_run_on_the_cpu_with_a_relative_sqlite_file(runner: CliRunner, tmp_path: Path) -> None:
-    result = submit(runner, "--workers", "1", "--time", "90", "--single-node", "--keep-polling", "--dry-run",
-                    db="q.db", runs="runs")
+    result = submit(runner, "--workers", "1", "--time", "90", "--single-node", "--keep-polling", "--no-prestart",
+                    "--dry-run", db="q.db", runs="runs")
     assert result.exit_code == 0, result.output
     assert "#SBATCH --gres" not in result.stdout and "--gpus none" in result.stdout
     # Paths become absolute: the job may start in another folder.
     assert f"--db sqlite:///{tmp_path / 'q.db'} --runs-dir {tmp_path / 'runs'}" in result.stdout
-    assert "--until-empty" not in result.stdout
+    assert "--until-empty" not in result.stdout and result.stdout.rstrip().endswith("--no-prestart")
     assert not (tmp_path / "q.db").exists() and not (tmp_path / "runs").exists()
 
 

@@ -69,6 +69,8 @@ def slurm() -> None:
               help="Seconds between the workers' looks at an empty queue.")
 @click.option("--tag", "tags", multiple=True, help="The workers take only experiments with this tag (repeatable).")
 @click.option("--max-attempts", type=Count, default=None, help="Claims per experiment before a crashing one fails.")
+@click.option("--prestart/--no-prestart", default=True, show_default=True,
+              help="The workers pre-start each next experiment's process (see ganlab worker).")
 @click.option("--until-empty/--keep-polling", default=True, show_default=True,
               help="A worker ends its task once nothing is queued or running, or keeps polling until its time limit.")
 @click.option("--single-node", is_flag=True,
@@ -79,7 +81,7 @@ def slurm() -> None:
 @click.pass_context
 def submit(ctx: click.Context, workers: int, gpus_per_worker: int, cpus_per_worker: int, time_limit: str,
            warn_s: int, partition: str | None, account: str | None, extra: tuple[str, ...], runs_dir: str,
-           lease_s: float, poll_s: float, tags: tuple[str, ...], max_attempts: int | None, until_empty: bool, single_node: bool,
+           lease_s: float, poll_s: float, tags: tuple[str, ...], max_attempts: int | None, prestart: bool, until_empty: bool, single_node: bool,
            job_name: str, dry_run: bool, as_json: bool) -> None:
     """Submit one job array whose every task runs `ganlab worker` on the shared queue."""
     url = _absolute_db(db_url(ctx))
@@ -89,7 +91,7 @@ def submit(ctx: click.Context, workers: int, gpus_per_worker: int, cpus_per_work
         db_url=url, runs_dir=runs, workers=workers, time=time_limit, gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker, partition=partition, account=account, job_name=job_name, warn_s=warn_s,
         extra=parse_sbatch_pairs(extra), plugins_dir=plugins or "", lease_s=lease_s, poll_s=poll_s, tags=tags,
-        max_attempts=max_attempts, until_empty=until_empty,
+        max_attempts=max_attempts, prestart=prestart, until_empty=until_empty,
     )
     script = render(options)
     check_db_shared(url, single_node=single_node)
@@ -120,7 +122,8 @@ def status(ctx: click.Context, job_id: str | None, job_name: str, as_json: bool)
     tasks = commands.list_tasks(job_id=job_id, name=None if job_id else job_name)
     with open_db(ctx, Queue, read_only=True) as queue:
         workers = {(w.slurm_job_id, w.slurm_task): w for w in queue.list_workers() if w.slurm_job_id}
-        holding = {r.worker_id: r for r in queue.list_experiments(statuses=["running"])}
+        running = [queue.get(r.id) for r in queue.list_experiments(statuses=["running"])]  # summaries lack worker ids
+        holding = {r.worker_id: r for r in running if r.worker_id}
     rows = []
     for t in tasks:
         worker = workers.get((t.job_id, t.task)) if t.state == "RUNNING" else None

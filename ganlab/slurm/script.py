@@ -109,6 +109,7 @@ class SubmitOptions:
     poll_s: float = 5.0
     tags: tuple[str, ...] = ()
     max_attempts: int | None = None
+    prestart: bool = True
     until_empty: bool = True
     python: str = field(default_factory=lambda: sys.executable)
 
@@ -139,6 +140,8 @@ def worker_command(options: SubmitOptions) -> list[str]:
     cmd += ["worker", "--db", options.db_url, "--runs-dir", str(options.runs_dir),
             "--gpus", "auto" if options.gpus_per_worker else "none", "--lease", f"{options.lease_s:g}",
             "--poll", f"{options.poll_s:g}"]
+    if not options.prestart:
+        cmd.append("--no-prestart")
     if options.until_empty:
         cmd.append("--until-empty")
     for tag in options.tags:
