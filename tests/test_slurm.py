@@ -73,9 +73,8 @@ def job_field(cluster: Cluster, task: str, name: str) -> str:
 
 
 def requeued(cluster: Cluster, task: str) -> bool:
-    """Requeued once and back to pending (past completing: SLURM then holds it two minutes, Reason=BeginTime)."""
-    return (job_field(cluster, task, "Restarts"), job_field(cluster, task, "JobState"),
-            job_field(cluster, task, "Reason")) == ("1", "PENDING", "BeginTime")
+    """Requeued once: pending again, or already started again (Restarts counts the requeues)."""
+    return job_field(cluster, task, "Restarts") == "1"
 
 
 def holder(url: str, exp_id: int) -> tuple[str, int | None] | None:
@@ -140,24 +139,23 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
     assert shown.exit_code == 0, shown.output
     [row] = json.loads(shown.stdout)
     assert (row["task"], row["state"], row["experiment"]) == (f"{long}_0", "RUNNING", exp) and row["step"] > 0
-    table = ganlab(env, "slurm", "status", "--db", pg_url, "--job", short).stdout
-    assert f"{short}_0" in table and "PENDING" in table
+    assert f"{short}_0" in ganlab(env, "slurm", "status", "--db", pg_url, "--job", short).stdout
     slurm_cluster.run("scancel", "--batch", "--signal=USR1", f"{long}_0")
-    wait_for(lambda: record(pg_url, exp).status == "queued", timeout=30, what="the release")
-    released = record(pg_url, exp)
-    assert released.attempts == 0 and released.worker_id is None  # claimed once, given back: nothing counted
+    stopped_at = int(wait_for(lambda: re.findall(rf"#{exp} .*stopped at step (\d+), back in the queue",
+                                                 long_log.read_text()), timeout=30, what="the release")[0])
     wait_for(lambda: requeued(slurm_cluster, f"{long}_0"), timeout=20, what="the second requeue")
 
-    # SLURM holds a requeued job for two minutes before it may start again; the test lets the long one start
-    # now. Its fresh worker takes the experiment up from the checkpoint written when it was signalled.
-    seen = len(resumed_at(long_log, exp))
-    slurm_cluster.run("scontrol", "update", f"JobId={long}_0", "StartTime=now")
-    second = wait_for(lambda: resumed_at(long_log, exp)[seen:], timeout=40, what="the resume after the requeue")[0]
-    assert released.step - every <= second <= released.step + every, (released.step, second)
-    assert record(pg_url, exp).attempts == 1 and holder(pg_url, exp) == (long, 0)
-    # The short task, requeued at its time limit, starts again too (under a fresh one-minute limit).
-    slurm_cluster.run("scontrol", "update", f"JobId={short}_0", "StartTime=now")
-    wait_for(lambda: "restart count 1" in short_log.read_text(), timeout=30, what="the short task's second start")
+    # A requeued job waits for its old credential to expire (cred_expire: 10 s on the test cluster, 120 s
+    # by default), then starts again. Whichever fresh worker (the long task's, or the short one's, back
+    # under a fresh one-minute limit) claims first takes the experiment up from the checkpoint written
+    # when the long task was signalled: at most one checkpoint interval is lost (none, here).
+    seen = {job: len(resumed_at(runs / "slurm" / f"{job}_0.out", exp)) for job in (short, long)}
+    owner = wait_for(lambda: holder(pg_url, exp), timeout=60, what="a requeued task's claim")
+    log = runs / "slurm" / f"{owner[0]}_0.out"
+    second = wait_for(lambda: resumed_at(log, exp)[seen[owner[0]]:], timeout=40, what="the resume after the requeue")[0]
+    assert stopped_at - every <= second <= stopped_at + every, (stopped_at, second)
+    assert record(pg_url, exp).attempts == 1  # two hand-backs, neither counted
+    wait_for(lambda: "restart count 1" in short_log.read_text(), timeout=40, what="the short task's second start")
 
     # `ganlab slurm cancel`: pending tasks go, running workers checkpoint, hand back and stop (no requeue).
     for name in ("ganlab-short", "ganlab-long"):

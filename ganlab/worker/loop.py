@@ -371,7 +371,8 @@ class Worker:
             detail = shown if status == "succeeded" or shown else error_line
             self.display.event(f"#{exp_id} {child.name}: {status} at step {child.step}  {detail}".rstrip())
         elif status == "queued":
-            why = "stopped, back in the queue" if outcome.status == "stopped" else f"{outcome.reason}; requeued"
+            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "stopped"
+                   else f"{outcome.reason}; requeued")
             self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
         else:
             self.display.event(f"#{exp_id} {child.name}: {status}: {outcome.reason}")
