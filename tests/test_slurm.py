@@ -149,10 +149,13 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
     # by default), then starts again. Whichever fresh worker (the long task's, or the short one's, back
     # under a fresh one-minute limit) claims first takes the experiment up from the checkpoint written
     # when the long task was signalled: at most one checkpoint interval is lost (none, here).
-    seen = {job: len(resumed_at(runs / "slurm" / f"{job}_0.out", exp)) for job in (short, long)}
-    owner = wait_for(lambda: holder(pg_url, exp), timeout=60, what="a requeued task's claim")
-    log = runs / "slurm" / f"{owner[0]}_0.out"
-    second = wait_for(lambda: resumed_at(log, exp)[seen[owner[0]]:], timeout=40, what="the resume after the requeue")[0]
+    logs = {job: runs / "slurm" / f"{job}_0.out" for job in (short, long)}
+    seen = {job: len(resumed_at(log, exp)) for job, log in logs.items()}
+
+    def new_resumes() -> list[int]:
+        return [step for job, log in logs.items() for step in resumed_at(log, exp)[seen[job]:]]
+
+    second = wait_for(new_resumes, timeout=90, what="the resume after the requeue")[0]
     assert stopped_at - every <= second <= stopped_at + every, (stopped_at, second)
     assert record(pg_url, exp).attempts == 1  # two hand-backs, neither counted
     wait_for(lambda: "restart count 1" in short_log.read_text(), timeout=40, what="the short task's second start")
