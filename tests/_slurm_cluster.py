@@ -82,7 +82,7 @@ class Cluster:
 def _conf(folder: Path, node: str, cpus: int, memory_mb: int, munge_socket: Path) -> str:
     ctld, slurmd = _free_port(), _free_port()
     # KillWait and OverTimeLimit at their smallest: a job past its time limit is ended within seconds.
-    # cred_expire is also how long a requeued job waits before it may start again (120 s by default).
+    # cred_expire is also how long a requeued job waits before it may start again (120 s by default; 5 s here).
     # MinJobAge keeps finished jobs visible to squeue/scontrol long enough for the tests to read them.
     return f"""\
 ClusterName=ganlabtest
@@ -91,7 +91,7 @@ SlurmctldPort={ctld}
 SlurmdPort={slurmd}
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={munge_socket},cred_expire=10
+AuthInfo=socket={munge_socket},cred_expire=5
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation={folder}/state

@@ -54,7 +54,7 @@ def ganlab(env: dict[str, str], *args: str) -> Result:
 
 def submit(env: dict[str, str], url: str, runs: Path, *args: str) -> str:
     result = ganlab(env, "slurm", "submit", "--db", url, "--runs-dir", str(runs), "--single-node", "--lease", "6",
-                    "--poll", "0.5", "--no-prestart", "--json", *args)
+                    "--poll", "0.5", "--json", *args)
     assert result.exit_code == 0, result.output
     return str(json.loads(result.stdout)["job_id"])
 
@@ -121,9 +121,11 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
     runs = tmp_path / "runs"
     # A task with SLURM's smallest time limit (1 minute), warned 30 s before it, takes the experiment first;
     # a second array's task (10 minutes) waits beside it for the experiment to come back to the queue.
-    short = submit(env, pg_url, runs, "--workers", "1", "--time", "1", "--warn", "30", "--name", "ganlab-short")
+    # One experiment for two workers: --no-prestart, a process started for a next experiment would idle.
+    short = submit(env, pg_url, runs, "--workers", "1", "--time", "1", "--warn", "30", "--name", "ganlab-short",
+                   "--no-prestart")
     wait_for(lambda: holder(pg_url, exp) == (short, 0), timeout=40, what="the short task's claim")
-    long = submit(env, pg_url, runs, "--workers", "1", "--time", "10", "--name", "ganlab-long")
+    long = submit(env, pg_url, runs, "--workers", "1", "--time", "10", "--name", "ganlab-long", "--no-prestart")
 
     # The time limit's warning: the short task hands the experiment back and is requeued by its worker.
     wait_for(lambda: holder(pg_url, exp) == (long, 0), timeout=70, what="the long task to take the experiment over")
@@ -145,7 +147,7 @@ def test_warning_signals_release_resume_and_requeue(slurm_cluster, env, pg_url, 
                                                  long_log.read_text()), timeout=30, what="the release")[0])
     wait_for(lambda: requeued(slurm_cluster, f"{long}_0"), timeout=20, what="the second requeue")
 
-    # A requeued job waits for its old credential to expire (cred_expire: 10 s on the test cluster, 120 s
+    # A requeued job waits for its old credential to expire (cred_expire: 5 s on the test cluster, 120 s
     # by default), then starts again. Whichever fresh worker (the long task's, or the short one's, back
     # under a fresh one-minute limit) claims first takes the experiment up from the checkpoint written
     # when the long task was signalled: at most one checkpoint interval is lost (none, here).
