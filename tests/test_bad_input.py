@@ -541,14 +541,16 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     ok(_printed(line, r"create it: (ganlab queue add.*?) \(or point"))
     assert db.exists()
 
-    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real step from version 1 to 2).
+    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real steps from version 1 to 3).
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE experiments DROP COLUMN plugin_files")
+    conn.execute("ALTER TABLE workers DROP COLUMN slurm_job_id")  # added by version 3
+    conn.execute("ALTER TABLE workers DROP COLUMN slurm_task")
     conn.execute("UPDATE ganlab_schema SET version = 1")  # a new database records one row, its version
     conn.commit()
     conn.close()
     line = error_line(run(["queue", "list", "--db", str(db)]))
-    assert "from schema version 1 to 2" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
+    assert "from schema version 1 to 3" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
     ok(["queue", "list", "--db", str(db)])
 
     # A duplicate: "--allow-duplicates queues it anyway".

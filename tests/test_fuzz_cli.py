@@ -117,6 +117,20 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for extra in (["--set", "nosuch=1"], ["--set", "[/]"], ["--dataset", "nosuch"], ["--kind", "loss"],
                   ["--loss", f"{ESC}x"], ["--backend", "x"]):
         yield f"plugins-check-mlp-{extra!r}", ["plugins", "check", "mlp", *extra]
+    submit = ["slurm", "submit", "--runs-dir", "runs", "--single-node", "--time", "10"]
+    for v in ("0", "-1", HUGE, "nan", ""):
+        yield f"slurm-workers-{v!r}", [*submit, "--workers", v]
+    for v in ("", "x", "1:2:3:4", "0", "-5", "nan", "1-", f"{ESC}1"):
+        yield f"slurm-time-{v!r}", [*submit[:-1], v, "--workers", "2"]
+    for v in ("[/]", "=x", "array=0-9", "signal=B:USR2@5", "x=a\nb", "time=1"):
+        yield f"slurm-sbatch-{v!r}", [*submit, "--workers", "2", "--sbatch", v]
+    for opt, v in (("--partition", "a\n#SBATCH --x"), ("--account", "[/]"), ("--name", "a b"), ("--warn", "0"),
+                   ("--warn", "600"), ("--gpus-per-worker", "-1"), ("--lease", "nan")):
+        yield f"slurm-{opt}-{v!r}", [*submit, "--workers", "2", opt, v]
+    yield "slurm-local-sqlite", ["slurm", "submit", "--runs-dir", "runs", "--time", "10", "--workers", "2"]
+    for v in ("x", "-1", "1_2", HUGE, f"{ESC}1"):
+        yield f"slurm-status-job-{v!r}", ["slurm", "status", "--job", v]
+        yield f"slurm-cancel-job-{v!r}", ["slurm", "cancel", "--job", v]
     for url in BAD_DB_URLS:
         for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"],
                     ["queue", "add", "--steps", "5"], ["worker", "--until-empty"]):

@@ -460,27 +460,29 @@ def _make_version_1(url: str, tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE experiments SET status = 'succeeded', metrics = '{\"fd\": 4.5}' WHERE id = 1"))
         conn.execute(text("ALTER TABLE experiments DROP COLUMN plugin_files"))
+        conn.execute(text("ALTER TABLE workers DROP COLUMN slurm_job_id"))  # added by version 3
+        conn.execute(text("ALTER TABLE workers DROP COLUMN slurm_task"))
         conn.execute(text("DELETE FROM ganlab_schema"))
         conn.execute(text("INSERT INTO ganlab_schema VALUES (1, 'initial schema', CURRENT_TIMESTAMP)"))
     engine.dispose()
 
 
-def _columns(url: str) -> dict[str, str]:
+def _columns(url: str, table: str = "experiments") -> dict[str, str]:
     engine = create_engine(url)
     with engine.connect() as conn:
-        cols = {c["name"]: str(c["type"]) for c in inspect(conn).get_columns("experiments")}
+        cols = {c["name"]: str(c["type"]) for c in inspect(conn).get_columns(table)}
     engine.dispose()
     return cols
 
 
 def test_a_version_1_database_is_upgraded_and_keeps_its_rows(db_url: str, tmp_path: Path) -> None:  # noqa: F811
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     _make_version_1(db_url, tmp_path)
-    one_line_error(run("queue", "--db", db_url, "list"), "uses schema version 1 but this ganlab needs version 2")
+    one_line_error(run("queue", "--db", db_url, "list"), "uses schema version 1 but this ganlab needs version 3")
 
     upgraded = run("db", "--db", db_url, "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
-    assert "from schema version 1 to 2" in upgraded.stdout
+    assert "from schema version 1 to 3" in upgraded.stdout
 
     rows = json.loads(run("queue", "--db", db_url, "list", "--json").stdout)
     assert [(r["id"], r["name"], r["status"], r["tags"]) for r in rows] == [
@@ -494,6 +496,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(db_url: str, tmp_pa
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     Store.open(fresh, create=True).close()
     assert set(_columns(db_url)) == set(_columns(fresh))
+    assert set(_columns(db_url, "workers")) == set(_columns(fresh, "workers"))
     folder = tmp_path / "plugins"
     arch = write(folder, "later", ARCH.format(name="later"))
     added = run("--plugins-dir", str(folder), "queue", "--db", db_url, "add", "-q", "--arch", "later")

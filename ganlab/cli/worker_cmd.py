@@ -96,9 +96,11 @@ def status(ctx: click.Context, as_json: bool, all_workers: bool) -> None:
             "counts": counts,
         })
         return
-    print_table(["worker", "host", "pid", "gpus", "status", "last heartbeat"],
-                [(w.worker_id, w.host, w.pid, w.gpus, w.status, _ago(w.heartbeat_at)) for w in workers],
-                title="workers")
+    # The SLURM column only when some worker ran as a SLURM job (ganlab slurm submit).
+    slurm = ["slurm job"] if any(w.slurm for w in workers) else []
+    print_table(["worker", "host", "pid", "gpus", *slurm, "status", "last heartbeat"],
+                [(w.worker_id, w.host, w.pid, w.gpus, *([w.slurm] if slurm else []), w.status, _ago(w.heartbeat_at))
+                 for w in workers], title="workers")
     print_table(["id", "name", "progress", "host", "heartbeat", "losses"],
                 [(r.id, r.name, f"{r.step}/{r.total_steps}", r.worker_host, _ago(r.heartbeat_at),
                   " ".join(f"{k} {v:.3f}" for k, v in (r.last_losses or {}).items()))

@@ -36,9 +36,17 @@ def _add_plugin_files(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE experiments ADD COLUMN plugin_files JSON"))
 
 
+def _add_slurm_ids(conn: Connection) -> None:
+    # Workers seen before keep NULL: they did not run as SLURM jobs, or nobody recorded it.
+    conn.execute(text("ALTER TABLE workers ADD COLUMN slurm_job_id VARCHAR(32)"))
+    conn.execute(text("ALTER TABLE workers ADD COLUMN slurm_task INTEGER"))
+
+
 # Version 1 is the first schema.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "experiments.plugin_files: the local plugin files and their SHA-256 at enqueue", _add_plugin_files),
+    Migration(3, "workers.slurm_job_id, workers.slurm_task: the SLURM job and array task a worker runs as",
+              _add_slurm_ids),
 )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 from ganlab.store.lifecycle import STATUSES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 WORKER_STATUSES = ("running", "stopped")
 
@@ -155,5 +155,8 @@ class Worker(Base):
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default="running")
+    # Set when the worker runs as a SLURM job: the array's job id (or the job's own) and the task index.
+    slurm_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    slurm_task: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
 
     __table_args__ = (CheckConstraint(_in("status", WORKER_STATUSES), name="ck_workers_status"),)

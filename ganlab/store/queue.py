@@ -235,16 +235,27 @@ class Queue(Store):
             self._fenced_update(conn, exp_id, token, values)
 
     @reconnects()
-    def release(self, exp_id: int, token: int) -> None:
-        """Hand a running experiment back to the queue (e.g. the worker is shutting down).
+    def release(self, exp_id: int, token: int, *, step: int | None = None) -> str:
+        """Hand a running experiment back to the queue (e.g. the worker is shutting down); returns its new status.
 
-        The attempt is given back too: a clean hand-back is not a failure.
+        The attempt is given back too: a clean hand-back is not a failure. A
+        cancel requested meanwhile wins: the experiment is cancelled instead of
+        queued again (else the request would be lost with the lease).
         """
         with self._tx(write=True) as conn:
-            self._fenced_update(conn, exp_id, token, {
-                "status": "queued", "attempts": Experiment.attempts - 1, "lease_expires_at": None,
-                "worker_id": None, "worker_host": None, "worker_pid": None, "started_at": None,
-            })
+            cancel = conn.scalar(
+                select(Experiment.cancel_requested).where(Experiment.id == exp_id).with_for_update()
+            )
+            values: dict[str, Any] = {} if step is None else {"step": int(step)}
+            if cancel:
+                values.update(status="cancelled", finished_at=utcnow(), lease_expires_at=None,
+                              error="cancelled by request")
+                self._fenced_update(conn, exp_id, token, values)
+                return "cancelled"
+            values.update(status="queued", attempts=Experiment.attempts - 1, lease_expires_at=None,
+                          worker_id=None, worker_host=None, worker_pid=None, started_at=None)
+            self._fenced_update(conn, exp_id, token, values)
+            return "queued"
 
     @reconnects()
     def requeue(

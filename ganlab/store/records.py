@@ -133,6 +133,15 @@ class WorkerRecord:
     started_at: datetime
     heartbeat_at: datetime
     status: str
+    slurm_job_id: str | None = None
+    slurm_task: int | None = None
+
+    @property
+    def slurm(self) -> str:
+        """``JOB_TASK`` as SLURM prints it (``JOB`` outside an array), or "" when not a SLURM job."""
+        if self.slurm_job_id is None:
+            return ""
+        return self.slurm_job_id if self.slurm_task is None else f"{self.slurm_job_id}_{self.slurm_task}"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _iso(v) if isinstance(v, datetime) else v for k, v in self.__dict__.items()}

@@ -336,11 +336,13 @@ class Store:
     # ------------------------------------------------------------- workers
 
     @reconnects(idempotent=True)
-    def register_worker(self, worker_id: str, *, host: str | None = None, pid: int | None = None, gpus: str = "") -> WorkerRecord:
-        """Record a worker as running (again, if the id was seen before)."""
+    def register_worker(self, worker_id: str, *, host: str | None = None, pid: int | None = None, gpus: str = "",
+                        slurm_job_id: str | None = None, slurm_task: int | None = None) -> WorkerRecord:
+        """Record a worker as running (again, if the id was seen before), with its SLURM job and task if any."""
         now = utcnow()
         values = {"host": host or socket.gethostname(), "pid": pid if pid is not None else os.getpid(), "gpus": gpus,
-                  "started_at": now, "heartbeat_at": now, "status": "running"}
+                  "started_at": now, "heartbeat_at": now, "status": "running",
+                  "slurm_job_id": slurm_job_id, "slurm_task": slurm_task}
         with self._tx(write=True) as conn:
             known = conn.scalar(select(Worker.worker_id).where(Worker.worker_id == worker_id).with_for_update())
             if known is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -126,15 +127,21 @@ class StopFlag:
 
     The first signal asks for a clean stop (checkpoint, then return); a second
     one restores the default handlers and is raised as usual, for a user who
-    really wants out now.
+    really wants out now. A second one within :attr:`REPEAT_S` of the first
+    is the same request delivered twice: SLURM signals every process of a
+    job, and the worker forwards the signal to its children too.
     """
+
+    REPEAT_S = 2.0
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name: str | None = None
+        self._set_at = 0.0
 
     def set(self, name: str = "request") -> None:
         self.signal_name = name
+        self._set_at = time.monotonic()
         self._event.set()
 
     def __bool__(self) -> bool:
@@ -147,6 +154,8 @@ class StopFlag:
         previous = {s: signal.getsignal(s) for s in signals}
 
         def handler(signum: int, frame: Any) -> None:
+            if self and time.monotonic() - self._set_at < self.REPEAT_S:
+                return
             if self:
                 for s, old in previous.items():
                     signal.signal(s, old)

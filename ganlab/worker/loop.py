@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from ganlab.errors import ConfigError, DatabaseUnreachable, LeaseLost, StoreError
+from ganlab.slurm.env import SlurmTask, requeue, slurm_task
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.store.urls import db_hint
 from ganlab.training.run_dir import RunDir, derive_run_dir
@@ -67,12 +68,21 @@ class Worker:
         self._offline_since: float | None = None
         self._unsettled: list[Child] = []  # ended while the database was unreachable
         self.standbys: dict[str | None, Standby] = {}
+        self.slurm: SlurmTask | None = slurm_task()
+        self._requeue_task = False  # SIGUSR1: SLURM's warning before a time limit or preemption
 
     # ------------------------------------------------------------------ signals
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_requests += 1
         name = signal.Signals(signum).name
+        if self._stop_requests and (signum == signal.SIGUSR1 or (self.slurm is not None and signum == signal.SIGTERM)):
+            # Already stopping: SLURM's warning or its own SIGTERM (time limit, requeue, preemption) must not
+            # turn a clean stop into a kill; SLURM sends SIGKILL itself when its grace time is over.
+            self.display.event(f"{name}: already checkpointing and stopping")
+            return
+        self._stop_requests += 1
+        if signum == signal.SIGUSR1 and self.slurm is not None:
+            self._requeue_task = True
         if self._stop_requests == 1:
             self.display.event(f"{name}: checkpointing {len(self.children)} running experiment(s) and stopping "
                                "(again to stop at once)")
@@ -88,8 +98,12 @@ class Worker:
     def run(self) -> int:
         """Work until done; returns the process exit code (0 on a clean stop)."""
         gpus = ",".join(s for s in self.options.slots if s is not None) or "cpu"
-        self.queue.register_worker(self.worker_id, host=self.host, pid=os.getpid(), gpus=gpus)
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.queue.register_worker(self.worker_id, host=self.host, pid=os.getpid(), gpus=gpus,
+                                   slurm_job_id=self.slurm.job_id if self.slurm else None,
+                                   slurm_task=self.slurm.task if self.slurm else None)
+        # SIGUSR1 is what `#SBATCH --signal=B:USR1@S` sends before a time limit: stop like SIGTERM, then requeue.
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+        previous = {s: signal.signal(s, self._on_signal) for s in stops}
         try:
             while True:
                 try:
@@ -129,7 +143,17 @@ class Worker:
                 self.queue.worker_stopped(self.worker_id)
             except StoreError:
                 pass
+            if self._requeue_task and self.slurm is not None:
+                self._requeue_self(self.slurm)
         return 0
+
+    def _requeue_self(self, task: SlurmTask) -> None:
+        # Last: SLURM ends the task at once (SIGTERM), after every experiment went back to the queue.
+        where = task.own_job_id if task.task is None else f"{task.job_id}_{task.task}"
+        print(f"requeueing SLURM task {where}: a fresh worker takes up the queue when it starts again", flush=True)
+        problem = requeue(task)
+        if problem is not None:
+            print(f"could not requeue SLURM task {where} ({problem}); it ends here", flush=True)
 
     def _went_offline(self, exc: DatabaseUnreachable) -> None:
         if self._offline_since is None:
@@ -327,8 +351,8 @@ class Worker:
                                   error="cancelled by request")
                 status = "cancelled"
             elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
-                self.queue.release(exp_id, token)
-                status = "queued"
+                # "cancelled" if one was requested; a child that never reported keeps the stored step.
+                status = self.queue.release(exp_id, token, step=child.step or None)
             elif outcome.status == "failed" and outcome.retryable:
                 status = self.queue.requeue(exp_id, token, reason=outcome.reason, detail=tail(child.log_path),
                                             max_attempts=self.options.max_attempts)
@@ -347,7 +371,8 @@ class Worker:
             detail = shown if status == "succeeded" or shown else error_line
             self.display.event(f"#{exp_id} {child.name}: {status} at step {child.step}  {detail}".rstrip())
         elif status == "queued":
-            why = "stopped, back in the queue" if outcome.status == "stopped" else f"{outcome.reason}; requeued"
+            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "stopped"
+                   else f"{outcome.reason}; requeued")
             self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
         else:
             self.display.event(f"#{exp_id} {child.name}: {status}: {outcome.reason}")
