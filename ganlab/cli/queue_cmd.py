@@ -91,7 +91,7 @@ def add(
     files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
     items = [
         NewExperiment(p.config, p.name, p.priority, p.tags,
-                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss))
+                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation))
         for p in planned
     ]
     with open_db(ctx, Store, create=True) as store:
