@@ -274,7 +274,8 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
 
     echo(f"experiment {rec.id}  {rec.name}")
     line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
-    line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}")
+    augment = rec.experiment_config().augmentation
+    line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}" + (f" / {augment}" if augment != "none" else ""))
     line("priority", rec.priority)
     line("tags", ", ".join(rec.tags))
     line("queued", when(rec.queued_at))

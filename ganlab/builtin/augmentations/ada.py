@@ -32,7 +32,7 @@ PARAMS = (
     Param("speed_kimg", float, 100.0, "thousands of real images for p to move from 0 to 1", low=0.001, high=1e6),
     Param("p_init", float, 0.0, "probability p at step 0", low=0.0, high=1.0),
     Param("adaptive", bool, True, "adjust p from r_t (false: p stays at p_init)"),
-    Param("transforms", str, ",".join(TRANSFORMS), "comma list of transforms, in order: " + ", ".join(TRANSFORMS)),
+    Param("transforms", str, "+".join(TRANSFORMS), "transforms joined by '+', in order: " + ", ".join(TRANSFORMS)),
     Param("translate", float, 0.125, "translate: largest shift as a fraction of the size", low=0.0, high=0.5),
 )
 
@@ -91,9 +91,10 @@ def _scale_from_mean(x: Any, ctx: AugmentContext, axes: tuple[int, ...], log2_st
     import keras
 
     b = x.shape[0]
-    factor = keras.ops.where(t.chosen(ctx, b, ctx.p), keras.ops.power(2.0, t.normal(ctx, b, log2_std)), 1.0)
+    factor = keras.ops.power(2.0, t.normal(ctx, b, log2_std))
     mean = t.mean_over(x, axes)
-    return (x - mean) * t.cast_like(factor, x) + mean
+    # Selected rather than scaled by 1: at p = 0 the images come back bit for bit.
+    return keras.ops.where(t.chosen(ctx, b, ctx.p), (x - mean) * t.cast_like(factor, x) + mean, x)
 
 
 def _contrast(x: Any, ctx: AugmentContext) -> Any:

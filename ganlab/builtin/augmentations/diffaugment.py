@@ -12,7 +12,7 @@ from ganlab.specs import AugmentationSpec, AugmentContext
 POLICIES = ("color", "translation", "cutout")
 
 PARAMS = (
-    Param("policy", str, "color,translation,cutout", "comma list of policies to apply, in order: " + ", ".join(POLICIES)),
+    Param("policy", str, "+".join(POLICIES), "policies to apply, joined by '+', in order: " + ", ".join(POLICIES)),
     Param("brightness", float, 0.5, "color: add U(-b, b) to every pixel of an image", low=0.0, high=2.0),
     Param("saturation", float, 1.0, "color: scale the distance from the channel mean by U(1-s, 1+s)", low=0.0, high=1.0),
     Param("contrast", float, 0.5, "color: scale the distance from the image mean by U(1-c, 1+c)", low=0.0, high=1.0),

@@ -86,17 +86,23 @@ def mean_over(x: Any, axes: tuple[int, ...]) -> Any:
 
 
 def split_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
+    """``"color+translation"`` -> ``["color", "translation"]``; a comma works too.
+
+    ``+`` is the separator to use on the command line, where a comma in
+    ``--set`` makes a sweep: ``--set augment.policy=color,color+cutout`` queues two runs.
+    """
+    return [item.strip() for item in value.replace(",", "+").split("+") if item.strip()]
 
 
 def check_names(what: str, value: str, allowed: tuple[str, ...]) -> str | None:
-    """Why a comma list of names is not a subset of ``allowed``, or None."""
+    """Why a ``+`` list of names is not a subset of ``allowed``, or None."""
     from ganlab.params import suggest
 
     names = split_list(value)
     if not names:
-        return f"{what} is empty; give one or more of {', '.join(allowed)} separated by commas"
+        return f"{what} is empty; give one or more of {', '.join(allowed)} joined by '+', e.g. {'+'.join(allowed[:2])}"
     for name in names:
         if name not in allowed:
-            return f"{what} {name!r} does not exist{suggest(name, allowed)} (use one or more of {', '.join(allowed)})"
+            return (f"{what} {name!r} does not exist{suggest(name, allowed)} "
+                    f"(use one or more of {', '.join(allowed)} joined by '+')")
     return None
