@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from augment_checks import CASES, DTYPES, SHAPES, augment, augmented_and_gradient, images, summary
+from augment_checks import CASES, DTYPES, JAX_RUNS, SHAPES, augment, augmented_and_gradient, images, summary
 from click.testing import CliRunner
 from training_helpers import FAST, PLUGINS, tiny_registry
 
@@ -76,7 +76,8 @@ JAX_CHILD = textwrap.dedent(
     import jax
     import jax.numpy as jnp
     import keras
-    from augment_checks import CASES, DTYPES, SHAPES, augment, augmented_and_gradient, images, summary
+    import time
+    from augment_checks import JAX_RUNS, augment, augmented_and_gradient, images, summary
     from training_helpers import FAST, tiny_registry
     from ganlab.config import Resolver
     from ganlab.training import train
@@ -84,40 +85,42 @@ JAX_CHILD = textwrap.dedent(
 
     reg = tiny_registry()
     results = {"checks": [], "backend": keras.backend.backend()}
-    for name, overrides in CASES:
+    started = time.perf_counter()
+    for (name, overrides), shape, dtype in JAX_RUNS:
         aug = augment(reg, name, overrides)
-        for shape in SHAPES:
-            for dtype in DTYPES:
-                x_np = images(shape)
 
-                @jax.jit
-                def run(x, key):
-                    # Inside jit, as in the training step: one key per draw, folded from the step's.
-                    draws = iter(range(1000))
-                    return augmented_and_gradient(aug, x, jnp.float32(1.0), lambda: jax.random.fold_in(key, next(draws)))
+        @jax.jit
+        def run(x, key):
+            # Inside jit, as in the training step: one key per draw, folded from the step's.
+            draws = iter(range(1000))
+            return augmented_and_gradient(aug, x, jnp.float32(1.0), lambda: jax.random.fold_in(key, next(draws)))
 
-                x = jnp.asarray(x_np, dtype)
-                y, grad = run(x, jax.random.PRNGKey(3))
-                results["checks"].append([name, overrides, list(shape), dtype, summary(x, y, grad, dtype)])
+        x = jnp.asarray(images(shape), dtype)
+        y, grad = run(x, jax.random.PRNGKey(3))
+        results["checks"].append([name, overrides, list(shape), dtype, summary(x, y, grad, dtype)])
+    results["checks_s"] = time.perf_counter() - started
     config = Resolver(reg).resolve("tiny", "tiny-bars", "non-saturating",
                                    {**FAST, "steps": 3, "backend": "jax",
                                     "dataset.n": 4, "lr_d": 5e-3, "augment.speed_kimg": 1.0}, "ada")
     results["train"] = train(config, sys.argv[1] + "/ada", registry=reg).to_dict()
     results["p"] = [v for _, v in read_scalars(sys.argv[1] + "/ada")["augment/p"]]
+    results["total_s"] = time.perf_counter() - started
     print("RESULT " + json.dumps(results))
     """
 )
 
 
 def test_every_augmentation_keeps_shape_and_dtype_and_is_differentiable_under_jax_jit(tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="jax", GANLAB_CACHE_DIR=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    # The module's feature-net cache (GANLAB_CACHE_DIR, set above) is shared: the child need not train one.
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", JAX_CHILD, str(tmp_path), str(TESTS)], env=env,
                           capture_output=True, text=True, timeout=600)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert proc.returncode == 0 and line, proc.stderr[-3000:]
     results = json.loads(line[len("RESULT "):])
     assert results["backend"] == "jax"
-    assert len(results["checks"]) == len(CASES) * len(SHAPES) * len(DTYPES)
+    print(f"jax checks {results['checks_s']:.1f} s, with training {results['total_s']:.1f} s")
+    assert len(results["checks"]) == len(JAX_RUNS)
     for name, overrides, shape, dtype, got in results["checks"]:
         case = f"{name} {overrides} {shape} {dtype}"
         assert got["shape"] == shape and got["grad_shape"] == shape and got["dtype"] == dtype, case
