@@ -98,9 +98,11 @@ def check_names(what: str, value: str, allowed: tuple[str, ...]) -> str | None:
     """Why a ``+`` list of names is not a subset of ``allowed``, or None."""
     from ganlab.params import suggest
 
-    names = split_list(value)
-    if not names:
-        return f"{what} is empty; give one or more of {', '.join(allowed)} joined by '+', e.g. {'+'.join(allowed[:2])}"
+    items = [item.strip() for item in value.replace(",", "+").split("+")]
+    if not all(items):
+        return (f"{what} {value!r} has an empty item; give one or more of {', '.join(allowed)} "
+                f"joined by single '+', e.g. {'+'.join(allowed[:2])}")
+    names = items
     for name in names:
         if name not in allowed:
             return (f"{what} {name!r} does not exist{suggest(name, allowed)} "
