@@ -309,3 +309,19 @@ def test_a_plugin_augmentation_from_the_plugins_folder_trains_through_ganlab_tra
     assert sys.modules["ganlab_local_plugins.fade"].TRACED == [(16, 8, 8, 1)] * 2
     hparams = read_hparams(run_dir)
     assert hparams["hparams"]["augment"] == "fade" and hparams["hparams"]["augment.keep"] == 0.25
+
+
+def test_sample_grids_show_the_generator_unaugmented(registry, tmp_path):
+    from PIL import Image
+
+    from ganlab.tblog import image_grid
+    from ganlab.training.export import load_generator
+
+    # Every transform on every image the discriminator sees; the grid must still be G's own output.
+    config = _ada_config(registry, 64, 3, sample_every=3, **{"augment.p_init": 1.0, "augment.adaptive": False})
+    assert train(config, tmp_path / "run", registry=registry).status == "succeeded"
+    generator = load_generator(tmp_path / "run", registry)
+    z = load_checkpoint(RunDir(tmp_path / "run").checkpoint("latest"))[0]["fixed/z"]
+    expected = image_grid(np.asarray(generator.model.predict_on_batch(z)), ncols=8).astype(int)
+    shown = np.asarray(Image.open(RunDir(tmp_path / "run").samples_png)).astype(int).reshape(expected.shape)
+    assert np.abs(shown - expected).max() <= 1
