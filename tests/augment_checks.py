@@ -25,7 +25,6 @@ DTYPES = ("float32", "bfloat16")
 # Under JAX each case compiles: the defaults (every policy and transform chained) cover the code,
 # on grey and colour images, and once under bfloat16.
 JAX_RUNS = (
-    (("none", {}), SHAPES[1], "float32"),
     *((("diffaugment", {}), shape, "float32") for shape in SHAPES),
     *((("ada", {}), shape, "float32") for shape in SHAPES),
     (("ada", {}), SHAPES[1], "bfloat16"),

@@ -318,7 +318,7 @@ def test_sample_grids_show_the_generator_unaugmented(registry, tmp_path):
     from ganlab.training.export import load_generator
 
     # Every transform on every image the discriminator sees; the grid must still be G's own output.
-    config = _ada_config(registry, 64, 3, sample_every=3, **{"augment.p_init": 1.0, "augment.adaptive": False})
+    config = _ada_config(registry, 256, 3, sample_every=3, **{"augment.p_init": 1.0, "augment.adaptive": False})
     assert train(config, tmp_path / "run", registry=registry).status == "succeeded"
     generator = load_generator(tmp_path / "run", registry)
     z = load_checkpoint(RunDir(tmp_path / "run").checkpoint("latest"))[0]["fixed/z"]
