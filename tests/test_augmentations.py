@@ -310,6 +310,15 @@ def test_a_plugin_augmentation_from_the_plugins_folder_trains_through_ganlab_tra
     hparams = read_hparams(run_dir)
     assert hparams["hparams"]["augment"] == "fade" and hparams["hparams"]["augment.keep"] == 0.25
 
+    # Queued, the file is pinned with its hash, so a worker child loads it (and only those bytes).
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    queued = CliRunner().invoke(cli, ["--plugins-dir", str(folder), "queue", "add", "--db", db, "--arch", "tiny",
+                                      "--dataset", "tiny-bars", "--augment", "fade"])
+    assert queued.exit_code == 0, queued.output
+    with Queue.open(db) as queue:
+        pinned = {(f["kind"], f["name"]): f["path"] for f in queue.get(1).plugin_files}
+    assert pinned[("augmentation", "fade")] == str(folder / "fade.py")
+
 
 def test_sample_grids_show_the_generator_unaugmented(registry, tmp_path):
     from PIL import Image
