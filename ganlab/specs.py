@@ -331,7 +331,7 @@ class AugmentationSpec:
             cannot work (e.g. an unknown policy name), checked at enqueue time.
         adapt: optional ``(p, real_logits, params) -> new p`` in ``keras.ops``;
             when given, the engine keeps ``p`` as training state (starting at
-            ``initial_p(params)``), updates it after each discriminator update,
+            ``initial_p(params)``, or 0 without it), updates it after each discriminator update,
             saves it in checkpoints and logs it as ``augment/p``.
         initial_p: ``params -> float``, the starting ``p`` of an adaptive spec.
     """
