@@ -11,6 +11,8 @@ from ganlab.hookspecs import hookimpl
 from ganlab.params import Param
 from ganlab.specs import (
     ArchitectureSpec,
+    AugmentationSpec,
+    AugmentContext,
     BuildContext,
     DataInfo,
     DatasetSpec,
@@ -24,6 +26,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArchitectureSpec",
+    "AugmentContext",
+    "AugmentationSpec",
     "BuildContext",
     "ConfigError",
     "DataInfo",

@@ -27,7 +27,8 @@ BACKENDS = ("tensorflow", "jax")
 # bound a 100,000-point sweep kept 100,000 dicts alive for nothing (50 MB).
 _SECTION_CACHE_SIZE = 4096
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-SECTIONS = ("train", "arch", "dataset", "loss")
+SECTIONS = ("train", "arch", "dataset", "loss", "augment")
+DEFAULT_AUGMENT = "none"
 
 
 def train_params(loss: LossSpec | None = None) -> tuple[Param, ...]:
@@ -71,14 +72,20 @@ class ExperimentConfig:
     dataset_params: dict[str, Any] = field(default_factory=dict)
     loss_params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    augmentation: str = DEFAULT_AUGMENT
+    augment_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "architecture": {"name": self.architecture, "params": dict(self.arch_params)},
             "dataset": {"name": self.dataset, "params": dict(self.dataset_params)},
             "loss": {"name": self.loss, "params": dict(self.loss_params)},
             "train": dict(self.train),
         }
+        # Absent when off: configs (and hashes) from before augmentations existed stay the same.
+        if self.augmentation != DEFAULT_AUGMENT:
+            out["augment"] = {"name": self.augmentation, "params": dict(self.augment_params)}
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
@@ -90,6 +97,8 @@ class ExperimentConfig:
             dataset_params=dict(d["dataset"]["params"]),
             loss_params=dict(d["loss"]["params"]),
             train=dict(d["train"]),
+            augmentation=d.get("augment", {}).get("name", DEFAULT_AUGMENT),
+            augment_params=dict(d.get("augment", {}).get("params", {})),
         )
 
     def to_json(self) -> str:
@@ -107,10 +116,11 @@ class ExperimentConfig:
         return hashlib.sha256(self._json.encode()).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:
-        """``section.key -> value`` plus the three plugin names (for HParams and comparisons)."""
-        out: dict[str, Any] = {"arch": self.architecture, "dataset": self.dataset, "loss": self.loss}
+        """``section.key -> value`` plus the plugin names (for HParams and comparisons)."""
+        out: dict[str, Any] = {"arch": self.architecture, "dataset": self.dataset, "loss": self.loss,
+                               "augment": self.augmentation}
         for prefix, params in (("arch", self.arch_params), ("dataset", self.dataset_params),
-                               ("loss", self.loss_params), ("train", self.train)):
+                               ("loss", self.loss_params), ("augment", self.augment_params), ("train", self.train)):
             out.update({f"{prefix}.{k}": v for k, v in params.items()})
         return out
 
@@ -164,25 +174,26 @@ class Resolver:
         self.registry = registry
         self.check_data = check_data
         self._data: dict[tuple[str, tuple[tuple[str, Any], ...]], DataInfo | GanlabError] = {}
-        self._declared: dict[tuple[str, str, str], tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]] = {}
+        self._declared: dict[tuple[str, ...], tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]] = {}
         self._sections: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._shape_checks: dict[tuple[str, tuple[int, int, int]], str | None] = {}
 
     def _declared_for(
-        self, architecture: str, dataset: str, loss: str
+        self, architecture: str, dataset: str, loss: str, augmentation: str = DEFAULT_AUGMENT
     ) -> tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]:
-        key = (architecture, dataset, loss)
+        key = (architecture, dataset, loss, augmentation)
         if key not in self._declared:
             declared = {
                 "train": train_params(self.registry.loss(loss)),
                 "arch": self.registry.architecture(architecture).params,
                 "dataset": self.registry.dataset(dataset).params,
                 "loss": self.registry.loss(loss).params,
+                "augment": self.registry.augmentation(augmentation).params,
             }
             self._declared[key] = (declared, _owners_index(declared))
         return self._declared[key]
 
-    def _section(self, plugins: tuple[str, str, str], section: str, declared: tuple[Param, ...],
+    def _section(self, plugins: tuple[str, ...], section: str, declared: tuple[Param, ...],
                  given: dict[str, Any], owner: str) -> dict[str, Any]:
         try:
             # The type is part of the key: 1, 1.0 and True are equal in Python but coerce differently.
@@ -196,11 +207,20 @@ class Resolver:
             self._sections[key] = resolve_params(declared, given, owner)
         return dict(self._sections[key])
 
-    def resolve(self, architecture: str, dataset: str, loss: str, sets: Mapping[str, Any] | None = None) -> ExperimentConfig:
-        declared, owners_of = self._declared_for(architecture, dataset, loss)
+    def resolve(
+        self, architecture: str, dataset: str, loss: str, sets: Mapping[str, Any] | None = None,
+        augmentation: str = DEFAULT_AUGMENT,
+    ) -> ExperimentConfig:
+        declared, owners_of = self._declared_for(architecture, dataset, loss, augmentation)
         arch_spec = self.registry.architecture(architecture)
-        plugins = (architecture, dataset, loss)
+        plugins = (architecture, dataset, loss, augmentation)
         routed = _route(sets or {}, owners_of)
+        augment_params = self._section(plugins, "augment", declared["augment"], routed["augment"],
+                                       f"augmentation {augmentation!r}")
+        check = self.registry.augmentation(augmentation).check
+        why = check(augment_params) if check is not None else None
+        if why:
+            raise ConfigError(f"augmentation {augmentation!r}: {why}")
         config = ExperimentConfig(
             architecture=architecture,
             dataset=dataset,
@@ -209,6 +229,8 @@ class Resolver:
             dataset_params=self._section(plugins, "dataset", declared["dataset"], routed["dataset"], f"dataset {dataset!r}"),
             loss_params=self._section(plugins, "loss", declared["loss"], routed["loss"], f"loss {loss!r}"),
             train=self._section(plugins, "train", declared["train"], routed["train"], "training settings"),
+            augmentation=augmentation,
+            augment_params=augment_params,
         )
         if self.check_data:
             info = self.data_info(dataset, config.dataset_params)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
+from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec
 
 PROJECT = "ganlab"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -32,3 +32,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
 @hookspec
 def register_losses(register: Callable[[LossSpec], None]) -> None:
     """Call ``register(LossSpec(...))`` for each adversarial loss you provide."""
+
+
+@hookspec
+def register_augmentations(register: Callable[[AugmentationSpec], None]) -> None:
+    """Call ``register(AugmentationSpec(...))`` for each differentiable augmentation you provide."""

@@ -73,8 +73,8 @@ class SourceFile:
 
 #: At most this many helper files (``_name.py``, see :mod:`ganlab.plugin_helpers`) per experiment.
 MAX_HELPERS = 32
-#: At most one plugin file per plugin kind (architecture, dataset, loss), and the helpers they import.
-MAX_RECORDED = 3 + MAX_HELPERS
+#: At most one plugin file per plugin kind (architecture, dataset, loss, augmentation), and the helpers they import.
+MAX_RECORDED = 4 + MAX_HELPERS
 _MAX_PATH = 4096
 MALFORMED = "malformed"
 

@@ -36,13 +36,14 @@ from ganlab.errors import PluginError, PluginRefused, PluginValidationError, fir
 from ganlab.params import suggest
 from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
 from ganlab.plugin_helpers import HelperFinder, activate, deactivate
-from ganlab.specs import ArchitectureSpec, DatasetSpec, LossSpec
+from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec
 
-Spec = ArchitectureSpec | DatasetSpec | LossSpec
+Spec = ArchitectureSpec | DatasetSpec | LossSpec | AugmentationSpec
 KINDS: dict[str, tuple[str, type]] = {
     "architecture": ("register_architectures", ArchitectureSpec),
     "dataset": ("register_datasets", DatasetSpec),
     "loss": ("register_losses", LossSpec),
+    "augmentation": ("register_augmentations", AugmentationSpec),
 }
 ENTRY_POINT_GROUP = "ganlab"
 PLUGINS_DIR_ENV = "GANLAB_PLUGINS_DIR"
@@ -316,10 +317,11 @@ class Registry:
         broken = f" ({len(self.problems)} plugin(s) failed to load: see 'ganlab plugins')" if self.problems else ""
         raise PluginError(f"unknown {kind} {name!r}{hint} (available: {known}){broken}")
 
-    def plugin_files(self, architecture: str, dataset: str, loss: str) -> tuple[PluginFile, ...]:
+    def plugin_files(self, architecture: str, dataset: str, loss: str, augmentation: str = "none") -> tuple[PluginFile, ...]:
         """The local plugin files that provide these plugins, with the hash of the bytes that ran."""
         out = []
-        for kind, name in (("architecture", architecture), ("dataset", dataset), ("loss", loss)):
+        named = (("architecture", architecture), ("dataset", dataset), ("loss", loss), ("augmentation", augmentation))
+        for kind, name in named:
             entry = self._entries[kind].get(name)
             file = self._files.get(entry.source) if entry is not None else None
             if file is not None:
@@ -345,6 +347,9 @@ class Registry:
 
     def loss(self, name: str) -> LossSpec:
         return self.get("loss", name)  # type: ignore[return-value]
+
+    def augmentation(self, name: str) -> AugmentationSpec:
+        return self.get("augmentation", name)  # type: ignore[return-value]
 
 
 class _BadRegistration(Exception):

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # keras is imported lazily: listing plugins must not start a 
 
 __all__ = [
     "ArchitectureSpec",
+    "AugmentContext",
+    "AugmentationSpec",
     "BuildContext",
     "DataInfo",
     "DatasetSpec",
@@ -285,3 +287,76 @@ class LossSpec:
         object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
         if not callable(self.discriminator_loss) or not callable(self.generator_loss):
             raise PluginValidationError(f"loss {self.name!r}: discriminator_loss and generator_loss must be callables")
+
+
+# ------------------------------------------------------------------ augmentations
+
+
+@dataclass
+class AugmentContext:
+    """Handed to an augmentation each time it runs inside the compiled step.
+
+    Attributes:
+        params: the augmentation's resolved hyperparameters.
+        p: the adaptive probability, a float32 scalar tensor in ``[0, 1]``, when
+            the spec has ``adapt``; ``None`` otherwise.
+        next_seed: ``() -> seed`` for one ``keras.random`` call; every call
+            returns a new seed derived from the step's, so a run (and a resumed
+            run) draws the same numbers on every backend, inside ``jit`` too.
+    """
+
+    params: Mapping[str, Any]
+    next_seed: Callable[[], Any]
+    p: Any = None
+
+
+@dataclass(frozen=True)
+class AugmentationSpec:
+    """A differentiable augmentation applied to every batch the discriminator sees.
+
+    The engine applies ``apply`` to the real and to the generated images
+    (separately, each with its own random draws) before the discriminator in
+    both networks' updates, inside the compiled step; gradients flow through it
+    to the generator. Samples and metrics never go through it.
+
+    Args:
+        name: registry key, e.g. ``"diffaugment"``.
+        description: one line for ``ganlab plugins``.
+        apply: ``(images, AugmentContext) -> images`` with the same shape and
+            dtype; images are ``(B, H, W, C)`` in ``[-1, 1]``. Written in
+            ``keras.ops`` and ``keras.random`` only, so it runs on every backend.
+        params: declared hyperparameters (strengths, probabilities).
+        reference: the paper.
+        check: optional ``params -> None | str``; returns why these values
+            cannot work (e.g. an unknown policy name), checked at enqueue time.
+        adapt: optional ``(p, real_logits, params) -> new p`` in ``keras.ops``;
+            when given, the engine keeps ``p`` as training state (starting at
+            ``initial_p(params)``, or 0 without it), updates it after each discriminator update,
+            saves it in checkpoints and logs it as ``augment/p``.
+        initial_p: ``params -> float``, the starting ``p`` of an adaptive spec.
+    """
+
+    name: str
+    description: str
+    apply: Callable[[Any, AugmentContext], Any]
+    params: tuple[Param, ...] = ()
+    reference: str = ""
+    check: Callable[[Mapping[str, Any]], str | None] | None = None
+    adapt: Callable[[Any, Any, Mapping[str, Any]], Any] | None = None
+    initial_p: Callable[[Mapping[str, Any]], float] | None = None
+
+    kind = "augmentation"
+
+    def __post_init__(self) -> None:
+        _check_name(self.kind, self.name)
+        object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
+        if not callable(self.apply):
+            raise PluginValidationError(f"augmentation {self.name!r}: apply must be a callable")
+        for what in ("check", "adapt", "initial_p"):
+            value = getattr(self, what)
+            if value is not None and not callable(value):
+                raise PluginValidationError(f"augmentation {self.name!r}: {what} must be a callable or None")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.adapt is not None

@@ -19,6 +19,7 @@ Sweep files are TOML (see ``docs/queue.md``)::
     [grid]                         # every combination of the lists
     arch = "dcgan"
     loss = ["hinge", "wgan-gp"]
+    augment = ["none", "diffaugment"]   # optional, like loss
     set = { lr_g = [1e-4, 2e-4] }
 
     [[experiments]]                # explicit experiments (lists expand too)
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganlab.config import ExperimentConfig, Resolver
+from ganlab.config import DEFAULT_AUGMENT, ExperimentConfig, Resolver
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.gcpause import cyclic_gc_paused
 from ganlab.limits import DEFAULT_MAX_EXPERIMENTS, MAX_PRIORITY, MAX_SWEEP_FILE_BYTES, MIN_PRIORITY
@@ -48,7 +49,7 @@ DEFAULT_ARCH = "dcgan"
 DEFAULT_DATASET = "digits"
 DEFAULT_LOSS = "non-saturating"
 # Axes that are not ``--set`` keys; they are passed to the Resolver as its first arguments.
-PLUGIN_AXES = ("arch", "dataset", "loss")
+PLUGIN_AXES = ("arch", "dataset", "loss", "augment")
 
 Scalar = str | int | float | bool
 
@@ -64,6 +65,7 @@ class Grid:
     archs: tuple[str, ...] = (DEFAULT_ARCH,)
     datasets: tuple[str, ...] = (DEFAULT_DATASET,)
     losses: tuple[str, ...] = (DEFAULT_LOSS,)
+    augments: tuple[str, ...] = (DEFAULT_AUGMENT,)
     sets: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     seeds: tuple[int, ...] | None = None
     name: str | None = None
@@ -72,7 +74,8 @@ class Grid:
 
     def axes(self) -> dict[str, tuple[Any, ...]]:
         """Every axis in expansion order: plugins, then settings, then seed."""
-        out: dict[str, tuple[Any, ...]] = {"arch": self.archs, "dataset": self.datasets, "loss": self.losses}
+        out: dict[str, tuple[Any, ...]] = {"arch": self.archs, "dataset": self.datasets, "loss": self.losses,
+                                           "augment": self.augments}
         out.update(self.sets)
         if self.seeds is not None:
             out["train.seed"] = self.seeds
@@ -183,11 +186,12 @@ def _expand(resolver: Resolver, grids: Sequence[Grid]) -> list[Planned]:
         for point in points(grid):
             sets = {k: v for k, v in point.items() if k not in PLUGIN_AXES}
             try:
-                config = resolver.resolve(point["arch"], point["dataset"], point["loss"], sets)
+                config = resolver.resolve(point["arch"], point["dataset"], point["loss"], sets, point["augment"])
             except GanlabError as exc:
                 if not many:
                     raise
-                where = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items() if k in varying or k in PLUGIN_AXES)
+                where = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items() if k in varying or k in PLUGIN_AXES
+                                  and (k != "augment" or v != DEFAULT_AUGMENT))
                 raise type(exc)(f"{exc} (in sweep point {where})") from None
             label = {k: point[k] for k in varying}
             resolved.append((config, experiment_name(config, label, grid.name), grid, label))
@@ -209,6 +213,8 @@ def experiment_name(config: ExperimentConfig, varying: Mapping[str, Any], base: 
     (:func:`ganlab.names.slugify`): ``path=/data/faces`` reads ``path=_data_faces``.
     """
     plugins = [config.architecture, config.dataset, config.loss]
+    if config.augmentation != DEFAULT_AUGMENT:
+        plugins.append(config.augmentation)
     if base:
         parts = [base] + [point_value for key, point_value in varying.items() if key in PLUGIN_AXES]
     else:
@@ -228,7 +234,7 @@ def _fmt(value: Any) -> str:
 # ------------------------------------------------------------------ sweep files
 
 _TOP_KEYS = ("name", "priority", "tags", "seeds", "set", "grid", "experiments")
-_BLOCK_KEYS = ("name", "priority", "tags", "seeds", "arch", "dataset", "loss", "set")
+_BLOCK_KEYS = ("name", "priority", "tags", "seeds", "arch", "dataset", "loss", "augment", "set")
 
 
 def load_sweep_file(path: str | Path) -> list[Grid]:
@@ -285,6 +291,7 @@ def _block(block: Mapping[str, Any], where: str, defaults: Mapping[str, Any]) ->
         archs=_names(block.get("arch", DEFAULT_ARCH), f"{where}: arch"),
         datasets=_names(block.get("dataset", DEFAULT_DATASET), f"{where}: dataset"),
         losses=_names(block.get("loss", DEFAULT_LOSS), f"{where}: loss"),
+        augments=_names(block.get("augment", DEFAULT_AUGMENT), f"{where}: augment"),
         sets=sets,
         seeds=seeds,
         name=name,

@@ -59,6 +59,13 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for opt in ("--arch", "--dataset", "--loss"):
         for v in ("[/]", "nosuch", "", f"{ESC}x", ",", "../plugins/x"):
             yield f"add{opt}-{v!r}", [*add, opt, v]
+    for v in ("[/]", "nosuch", "", f"{ESC}x", ",", "../plugins/x", "none,"):
+        yield f"add-augment-{v!r}", [*add, "--augment", v]
+    for v in ("policy=blur", "policy=+", "policy=color+", "augment.policy=x", "augment.cutout=nan", "augment.cutout=2"):
+        yield f"add-augment-set-{v!r}", [*add, "--augment", "diffaugment", "--set", v]
+    for v in ("nan", "inf", "-0.5", "1.5", HUGE, "x"):
+        yield f"add-augment-p-{v!r}", [*add, "--augment", "ada", "--set", f"augment.p_init={v}"]
+    yield "train-augment-list", ["train", "--steps", "1", "--augment", "ada,diffaugment"]
     big = ",".join(str(i) for i in range(1, 401))
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]

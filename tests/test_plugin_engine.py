@@ -66,6 +66,11 @@ class FakePlugin:
             )
         )
 
+    @staticmethod
+    @ganlab.hookimpl
+    def register_augmentations(register):
+        register(ganlab.AugmentationSpec(name="fake-aug", description="negate", apply=lambda x, ctx: -x))
+
 
 @pytest.fixture
 def registry():
@@ -115,12 +120,14 @@ def test_fake_plugin_exercises_every_hook(registry):
     assert arch.build_generator(ctx) == ("G", (8, 8, 1))
     assert registry.dataset("fake-data").load({}).image_shape == (8, 8, 1)
     assert registry.loss("fake-loss").defaults.n_critic == 3
+    assert [e.name for e in registry.entries("augmentation")] == ["fake-aug"]
+    assert registry.augmentation("fake-aug").apply(2.0, None) == -2.0
     assert all(e.source == "tests" for e in registry.entries())
 
 
 def test_every_hook_is_documented_and_tested():
     hooks = [n for n in dir(hookspecs) if n.startswith("register_")]
-    assert sorted(hooks) == ["register_architectures", "register_datasets", "register_losses"]
+    assert sorted(hooks) == ["register_architectures", "register_augmentations", "register_datasets", "register_losses"]
     plugin_doc = (REPO / "docs" / "plugins.md").read_text()
     for name in hooks:
         assert getattr(hookspecs, name).__doc__.strip(), f"{name} has no docstring"
@@ -330,7 +337,8 @@ def test_a_misspelt_hook_fails_loudly(tmp_path):
     reg = Registry().load(tmp_path, builtins=False, entry_points=False)
     assert [p.message for p in reg.problems] == [
         f"plugin {path}: hook 'register_architecture' is not a ganlab hook; did you mean "
-        "'register_architectures'? (hooks: register_architectures, register_datasets, register_losses)"
+        "'register_architectures'? (hooks: register_architectures, register_augmentations, register_datasets, "
+        "register_losses)"
     ]
     assert [e.name for e in reg.entries()] == ["fine"]
 

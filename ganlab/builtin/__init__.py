@@ -4,4 +4,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganlab.builtin.architectures",
     "ganlab.builtin.datasets",
     "ganlab.builtin.losses",
+    "ganlab.builtin.augmentations",
 )

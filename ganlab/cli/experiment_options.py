@@ -1,6 +1,6 @@
 """The experiment options shared by ``ganlab queue add`` and ``ganlab train``.
 
-``@experiment_options`` adds ``--arch --dataset --loss --steps --batch-size
+``@experiment_options`` adds ``--arch --dataset --loss --augment --steps --batch-size
 --seed --set --backend --precision`` to a command and hands it one
 :class:`ExperimentOptions` argument named ``experiment``.
 :func:`experiment_configs` turns that into validated ExperimentConfigs, so
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ganlab.config import BACKENDS, PRECISIONS, ExperimentConfig, Resolver
+from ganlab.config import BACKENDS, DEFAULT_AUGMENT, PRECISIONS, ExperimentConfig, Resolver
 from ganlab.errors import ConfigError
 from ganlab.registry import Registry
 from ganlab.sweep import DEFAULT_ARCH, DEFAULT_DATASET, DEFAULT_LOSS, Grid, expand, parse_sets, split_list
@@ -40,9 +40,10 @@ class ExperimentOptions:
     sets: tuple[str, ...] = ()
     backend: str | None = None
     precision: str | None = None
+    augment: str | None = None
 
     def plugin_options_given(self) -> list[str]:
-        return [f"--{k}" for k in ("arch", "dataset", "loss") if getattr(self, k) is not None]
+        return [f"--{k}" for k in ("arch", "dataset", "loss", "augment") if getattr(self, k) is not None]
 
     def settings(self, *, lists: bool) -> dict[str, tuple[Any, ...]]:
         """``--set`` values plus the shorthand options, as ``key -> values``; refuses a setting given twice."""
@@ -72,6 +73,7 @@ class ExperimentOptions:
             archs=names("--arch", self.arch, DEFAULT_ARCH),
             datasets=names("--dataset", self.dataset, DEFAULT_DATASET),
             losses=names("--loss", self.loss, DEFAULT_LOSS),
+            augments=names("--augment", self.augment, DEFAULT_AUGMENT),
             sets=self.settings(lists=lists),
             **meta,
         )
@@ -92,6 +94,7 @@ def experiment_options(func: F) -> F:
             sets=tuple(kwargs.pop("sets")),
             backend=kwargs.pop("backend"),
             precision=kwargs.pop("precision"),
+            augment=kwargs.pop("augment"),
         )
         return func(*args, **kwargs)
 
@@ -100,6 +103,8 @@ def experiment_options(func: F) -> F:
         click.option("--arch", metavar="NAME[,NAME]", help=f"Architecture plugin (default {DEFAULT_ARCH}).", default=None),
         click.option("--dataset", metavar="NAME[,NAME]", help=f"Dataset plugin (default {DEFAULT_DATASET}).", default=None),
         click.option("--loss", metavar="NAME[,NAME]", help=f"Loss plugin (default {DEFAULT_LOSS}).", default=None),
+        click.option("--augment", metavar="NAME[,NAME]", default=None,
+                     help=f"Augmentation applied to what D sees (default {DEFAULT_AUGMENT}); settings: --set augment.KEY=V."),
         click.option("--steps", type=int, default=None, help="Generator updates to train for (default 1000)."),
         click.option("--batch-size", "batch_size", type=int, default=None, help="Images per batch (default 64)."),
         click.option("--seed", type=int, default=None, help="Seed for weights, noise and data order (default 0)."),
@@ -122,7 +127,8 @@ def experiment_configs(registry: Registry, options: ExperimentOptions, *, sweep:
     Without ``sweep``, a comma list is refused with a pointer to ``ganlab queue add``.
     """
     if not sweep:
-        for option, value in (("--arch", options.arch), ("--dataset", options.dataset), ("--loss", options.loss)):
+        for option, value in (("--arch", options.arch), ("--dataset", options.dataset), ("--loss", options.loss),
+                              ("--augment", options.augment)):
             if value is not None and "," in value:
                 raise ConfigError(f"{option} {value} lists several values; this runs one experiment: queue a sweep with 'ganlab queue add'")
         for key, values in options.settings(lists=True).items():

@@ -24,7 +24,7 @@ def _report_problems(registry: Registry) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def plugins(ctx: click.Context, kind: str | None, as_json: bool) -> None:
-    """List architectures, datasets and losses: kind, name, source, description."""
+    """List architectures, datasets, losses and augmentations: kind, name, source, description."""
     if ctx.invoked_subcommand is not None:
         return
     registry = ctx.obj.registry()

@@ -98,7 +98,7 @@ def add(
     files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
     items = [
         NewExperiment(p.config, p.name, p.priority, p.tags,
-                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss))
+                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation))
         for p in planned
     ]
     with open_db(ctx, Store, create=True) as store:
@@ -281,7 +281,8 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
 
     echo(f"experiment {rec.id}  {rec.name}")
     line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
-    line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}")
+    augment = rec.experiment_config().augmentation
+    line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}" + (f" / {augment}" if augment != "none" else ""))
     line("priority", rec.priority)
     line("tags", ", ".join(rec.tags))
     line("queued", when(rec.queued_at))

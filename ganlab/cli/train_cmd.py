@@ -221,9 +221,9 @@ def load_config_file(registry: Registry, path: str) -> ExperimentConfig:
         raise ConfigError(f"{path} is not a ganlab config ({type(exc).__name__}: {exc})") from None
     sets: dict[str, Any] = {}
     for section, params in (("arch", config.arch_params), ("dataset", config.dataset_params),
-                            ("loss", config.loss_params), ("train", config.train)):
+                            ("loss", config.loss_params), ("augment", config.augment_params), ("train", config.train)):
         sets.update({f"{section}.{k}": v for k, v in params.items() if v is not None})
-    checked = Resolver(registry).resolve(config.architecture, config.dataset, config.loss, sets)
+    checked = Resolver(registry).resolve(config.architecture, config.dataset, config.loss, sets, config.augmentation)
     if checked.to_json() != config.to_json():
         raise ConfigError(f"{path} is incomplete or out of date for the installed plugins; re-create it with 'ganlab queue add'")
     return checked

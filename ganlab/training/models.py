@@ -29,6 +29,7 @@ class Gan:
     latent_dim: int
     num_classes: int | None  # set only when the architecture is conditional
     image_shape: tuple[int, int, int]
+    augment_p: keras.Variable | None = None  # an adaptive augmentation's probability (see training.augment)
 
     @property
     def conditional(self) -> bool:
@@ -55,6 +56,8 @@ class Gan:
         }
         if self.ema_generator is not None:
             groups["ema"] = list(self.ema_generator.variables)
+        if self.augment_p is not None:
+            groups["augment"] = [self.augment_p]
         return groups
 
     def to_arrays(self) -> dict[str, np.ndarray]:

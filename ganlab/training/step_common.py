@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ganlab.config import ExperimentConfig
 from ganlab.specs import LossSpec, RegularizerContext
+from ganlab.training.augment import P_OUTPUT, Augment
 
 if TYPE_CHECKING:
     from ganlab.training.models import Gan
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 Z_STREAM, LABEL_STREAM, REG_STREAM = 0, 1, 2
 # Each discriminator update i of a step uses seed fold_in(step_seed, i); the generator update uses n_critic.
 
-#: Scalars each step returns, in this order; ``loss/penalty`` only when the loss has a regulariser.
+#: Scalars each step returns, in this order; ``loss/penalty`` only when the loss has a regulariser,
+#: ``augment/p`` only with an adaptive augmentation.
 STEP_OUTPUTS = (
     "loss/generator",
     "loss/discriminator",
@@ -34,6 +36,7 @@ STEP_OUTPUTS = (
     "disc/fake",
     "grad_norm/generator",
     "grad_norm/discriminator",
+    P_OUTPUT,
 )
 
 
@@ -49,9 +52,10 @@ class StepSettings:
     jit_compile: bool
     loss: LossSpec
     loss_params: Mapping[str, Any]
+    augment: Augment | None = None
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, loss: LossSpec) -> StepSettings:
+    def from_config(cls, config: ExperimentConfig, loss: LossSpec, augment: Augment | None = None) -> StepSettings:
         t = config.train
         return cls(
             batch_size=int(t["batch_size"]),
@@ -62,13 +66,19 @@ class StepSettings:
             jit_compile=bool(t["jit_compile"]),
             loss=loss,
             loss_params=dict(config.loss_params),
+            augment=augment,
         )
 
     @property
+    def adaptive(self) -> bool:
+        return self.augment is not None and self.augment.adaptive
+
+    @property
     def outputs(self) -> tuple[str, ...]:
-        if self.loss.regularizer is None:
-            return tuple(n for n in STEP_OUTPUTS if n != "loss/penalty")
-        return STEP_OUTPUTS
+        dropped = {"loss/penalty"} if self.loss.regularizer is None else set()
+        if not self.adaptive:
+            dropped.add(P_OUTPUT)
+        return tuple(n for n in STEP_OUTPUTS if n not in dropped)
 
 
 def normalise(images_u8: Any) -> Any:
@@ -107,11 +117,16 @@ def mean_logit(logits: Any) -> Any:
 
 
 def discriminator_outputs(
-    settings: StepSettings, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any
+    settings: StepSettings, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any, p: Any = None
 ) -> dict[str, Any]:
     """The discriminator's logged scalars, the same on every backend, named by :func:`discriminator_output_names`."""
-    values = [d_loss, mean_logit(real_logits), mean_logit(fake_logits), norm, penalty]
-    return dict(zip(discriminator_output_names(settings), values))  # zip drops the penalty where there is none
+    out = {"loss/discriminator": d_loss, "disc/real": mean_logit(real_logits), "disc/fake": mean_logit(fake_logits),
+           "grad_norm/discriminator": norm}
+    if settings.loss.regularizer is not None:
+        out["loss/penalty"] = penalty
+    if settings.adaptive:
+        out[P_OUTPUT] = p
+    return out
 
 
 def discriminator_output_names(settings: StepSettings) -> list[str]:
@@ -119,6 +134,8 @@ def discriminator_output_names(settings: StepSettings) -> list[str]:
     names = ["loss/discriminator", "disc/real", "disc/fake", "grad_norm/discriminator"]
     if settings.loss.regularizer is not None:
         names.append("loss/penalty")
+    if settings.adaptive:
+        names.append(P_OUTPUT)
     return names
 
 

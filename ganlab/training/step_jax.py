@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ganlab.specs import RegularizerContext
+from ganlab.training.augment import AUG_FAKE_STREAM, AUG_REAL_STREAM, attach_state, ema_decay
 from ganlab.training.autodiff import input_gradient
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
@@ -43,6 +44,7 @@ class JaxStep:
         self.gan = gan
         self.s = settings
         self.state: State = {}
+        attach_state(gan, settings.augment)
         self.pull()
         # No buffer donation: the EMA copies alias the generator's statistics, and
         # GAN weights are small next to the activations a step allocates.
@@ -87,6 +89,8 @@ class JaxStep:
         if gan.ema_generator is not None:
             self.state["ema_tv"] = values(gan.ema_generator.trainable_variables)
             self.state["ema_ntv"] = values(gan.ema_generator.non_trainable_variables)
+        if gan.augment_p is not None:
+            self.state["aug_p"] = values([gan.augment_p])
 
     def push(self) -> None:
         """Write the step's state back to the Keras variables."""
@@ -103,6 +107,8 @@ class JaxStep:
         ]
         if gan.ema_generator is not None:
             pairs += [(gan.ema_generator.trainable_variables, "ema_tv"), (gan.ema_generator.non_trainable_variables, "ema_ntv")]
+        if gan.augment_p is not None:
+            pairs.append(([gan.augment_p], "aug_p"))
         for variables, key in pairs:
             for variable, value in zip(variables, self.state[key]):
                 variable.assign(jnp.array(value, copy=True))
@@ -127,8 +133,33 @@ class JaxStep:
         else:
             state, out = self._critic_updates(state, images, labels, key, norms)
             out.update(self._g_update(state, jax.random.fold_in(key, self.s.n_critic), norms))
-        self._update_ema(state)
+        self._update_ema(state, step)
         return state, out
+
+    def _augment(self, state: State, images: Any, key: Any, stream: int) -> Any:
+        """``images`` as the discriminator sees them, drawing from keys folded from ``(key, stream)``."""
+        import jax
+
+        augment = self.s.augment
+        if augment is None:
+            return images
+        base = jax.random.fold_in(key, stream)
+        draws = iter(range(1 << 30))
+
+        def next_seed() -> Any:
+            # A new key per draw; the count is fixed at trace time, so every step draws alike.
+            return jax.random.fold_in(base, next(draws))
+
+        p = state["aug_p"][0] if "aug_p" in state else None
+        return augment.apply(images, next_seed, p)
+
+    def _adapt(self, state: State, real_logits: Any) -> Any:
+        """Move an adaptive augmentation's ``p`` in ``state``; returns the new value (None without one)."""
+        if not self.s.adaptive:
+            return None
+        p = self.s.augment.adapt(state["aug_p"][0], real_logits)  # type: ignore[union-attr]
+        state["aug_p"] = [p]
+        return p
 
     def _critic_updates(self, state: State, images: Any, labels: Any, key: Any, norms: Any) -> tuple[State, dict[str, Any]]:
         """``n_critic`` discriminator updates as one ``lax.scan``; the last one's outputs.
@@ -189,12 +220,12 @@ class JaxStep:
         import jax
 
         gan, s = self.gan, self.s
-        real = normalise(real_u8)
+        real = self._augment(state, normalise(real_u8), key, AUG_REAL_STREAM)
         z, fake_labels = self._noise(key)
         fake, state["g_ntv"] = gan.generator.stateless_call(
             state["g_tv"], state["g_ntv"], gan.generator_inputs(z, fake_labels), training=True
         )
-        fake = jax.lax.stop_gradient(fake)
+        fake = self._augment(state, jax.lax.stop_gradient(fake), key, AUG_FAKE_STREAM)
 
         def loss_fn(d_tv: list[Any], d_ntv: list[Any]) -> tuple[Any, tuple[Any, ...]]:
             real_logits, d_ntv = gan.discriminator.stateless_call(d_tv, d_ntv, gan.discriminator_inputs(real, labels), training=True)
@@ -211,7 +242,8 @@ class JaxStep:
         norm = _unscaled(gated_norm(norms, grads), scale)
         state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], grads, state["d_tv"])
         state["d_ntv"] = d_ntv
-        return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm)
+        p = self._adapt(state, real_logits)
+        return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm, p)
 
     def _g_update(self, state: State, key: Any, norms: Any) -> dict[str, Any]:
         import jax
@@ -221,6 +253,7 @@ class JaxStep:
 
         def loss_fn(g_tv: list[Any], g_ntv: list[Any], d_ntv: list[Any]) -> tuple[Any, tuple[Any, ...]]:
             fake, g_ntv = gan.generator.stateless_call(g_tv, g_ntv, gan.generator_inputs(z, fake_labels), training=True)
+            fake = self._augment(state, fake, key, AUG_FAKE_STREAM)
             fake_logits, d_ntv = gan.discriminator.stateless_call(
                 state["d_tv"], d_ntv, gan.discriminator_inputs(fake, fake_labels), training=True
             )
@@ -239,11 +272,12 @@ class JaxStep:
         import jax.numpy as jnp
 
         gan, s = self.gan, self.s
-        real = normalise(real_u8)
+        real = self._augment(state, normalise(real_u8), key, AUG_REAL_STREAM)
         z, fake_labels = self._noise(key)
 
         def forward(g_tv: list[Any], d_tv: list[Any]) -> tuple[tuple[Any, Any], tuple[Any, ...]]:
             fake, g_ntv = gan.generator.stateless_call(g_tv, state["g_ntv"], gan.generator_inputs(z, fake_labels), training=True)
+            fake = self._augment(state, fake, key, AUG_FAKE_STREAM)
             real_logits, d_ntv = gan.discriminator.stateless_call(
                 d_tv, state["d_ntv"], gan.discriminator_inputs(real, labels), training=True
             )
@@ -267,14 +301,15 @@ class JaxStep:
         state["g_tv"], state["g_opt"] = gan.g_opt.stateless_apply(state["g_opt"], g_grads, state["g_tv"])
         state["d_tv"], state["d_opt"] = gan.d_opt.stateless_apply(state["d_opt"], d_grads, state["d_tv"])
         state["g_ntv"], state["d_ntv"] = g_ntv, d_ntv
-        out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm)
+        p = self._adapt(state, real_logits)
+        out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm, p)
         out.update({"loss/generator": g_loss, "grad_norm/generator": g_norm})
         return out
 
-    def _update_ema(self, state: State) -> None:
+    def _update_ema(self, state: State, step: Any) -> None:
         if self.gan.ema_generator is None:
             return
-        decay = self.s.ema
+        decay = ema_decay(self.s.ema, step)
         state["ema_tv"] = [decay * e + (1.0 - decay) * w for e, w in zip(state["ema_tv"], state["g_tv"])]
         # Batch-norm statistics and seed states are copied, not averaged.
         state["ema_ntv"] = list(state["g_ntv"])

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ganlab.specs import RegularizerContext
+from ganlab.training.augment import AUG_FAKE_STREAM, AUG_REAL_STREAM, attach_state, ema_decay
 from ganlab.training.autodiff import input_gradient
 from ganlab.training.models import Gan
 from ganlab.training.step_common import (
@@ -40,6 +41,11 @@ class TFStep:
         self.gan = gan
         self.s = settings
         self._reg_seed = keras.random.SeedGenerator(settings.seed, name="regularizer_seed")
+        self._aug_seeds = {
+            stream: keras.random.SeedGenerator(settings.seed, name=f"augment_seed_{stream}")
+            for stream in (AUG_REAL_STREAM, AUG_FAKE_STREAM)
+        }
+        attach_state(gan, settings.augment)
         self._train = tf.function(self._train_step, jit_compile=settings.jit_compile)
         self._samplers: dict[int, Any] = {}
 
@@ -87,8 +93,30 @@ class TFStep:
         else:
             out = self._critic_updates(images, labels, step_seed, norms)
             out.update(self._g_update(tf.random.experimental.stateless_fold_in(step_seed, self.s.n_critic), norms))
-        self._update_ema()
+        self._update_ema(step)
         return out
+
+    def _augment(self, images: Any, seed: Any, stream: int) -> Any:
+        """``images`` as the discriminator sees them; the seed generator restarts from ``(seed, stream)``."""
+        import tensorflow as tf
+
+        augment = self.s.augment
+        if augment is None:
+            return images
+        generator = self._aug_seeds[stream]
+        reseeded = tf.random.experimental.stateless_fold_in(seed, stream)
+        generator.state.assign(tf.cast(reseeded, generator.state.dtype))
+        p = self.gan.augment_p.value if self.gan.augment_p is not None else None
+        # keras.random advances the generator's state on every draw: each draw gets new numbers.
+        return augment.apply(images, lambda: generator, p)
+
+    def _adapt(self, real_logits: Any) -> Any:
+        """Move an adaptive augmentation's ``p``; returns the new value (None without one)."""
+        if not self.s.adaptive:
+            return None
+        p = self.s.augment.adapt(self.gan.augment_p.value, real_logits)  # type: ignore[union-attr]
+        self.gan.augment_p.assign(p)  # type: ignore[union-attr]
+        return p
 
     def _critic_updates(self, images: Any, labels: Any, step_seed: Any, norms: Any) -> dict[str, Any]:
         """``n_critic`` discriminator updates as one ``tf.while_loop``; the last one's outputs.
@@ -144,9 +172,10 @@ class TFStep:
         import tensorflow as tf
 
         gan = self.gan
-        real = normalise(real_u8)
+        real = self._augment(normalise(real_u8), seed, AUG_REAL_STREAM)
         z, fake_labels = self._noise(seed)
         fake = gan.generator(gan.generator_inputs(z, fake_labels), training=True)
+        fake = self._augment(fake, seed, AUG_FAKE_STREAM)
         d_vars = gan.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             real_logits = gan.discriminator(gan.discriminator_inputs(real, labels), training=True)
@@ -158,7 +187,8 @@ class TFStep:
         grads = tape.gradient(scaled, d_vars)
         norm = _unscaled(gated_norm(norms, grads), gan.d_opt)
         gan.d_opt.apply(grads, d_vars)
-        return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm)
+        p = self._adapt(real_logits)
+        return discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, norm, p)
 
     def _g_update(self, seed: Any, norms: Any) -> dict[str, Any]:
         import tensorflow as tf
@@ -168,6 +198,7 @@ class TFStep:
         g_vars = gan.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = gan.generator(gan.generator_inputs(z, fake_labels), training=True)
+            fake = self._augment(fake, seed, AUG_FAKE_STREAM)
             fake_logits = gan.discriminator(gan.discriminator_inputs(fake, fake_labels), training=True)
             g_loss = generator_objective(self.s, fake_logits)
             scaled = gan.g_opt.scale_loss(g_loss)
@@ -180,12 +211,13 @@ class TFStep:
         import tensorflow as tf
 
         gan = self.gan
-        real = normalise(real_u8)
+        real = self._augment(normalise(real_u8), seed, AUG_REAL_STREAM)
         z, fake_labels = self._noise(seed)
         g_vars = gan.generator.trainable_variables
         d_vars = gan.discriminator.trainable_variables
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = gan.generator(gan.generator_inputs(z, fake_labels), training=True)
+            fake = self._augment(fake, seed, AUG_FAKE_STREAM)
             real_logits = gan.discriminator(gan.discriminator_inputs(real, labels), training=True)
             fake_logits = gan.discriminator(gan.discriminator_inputs(fake, fake_labels), training=True)
             d_loss, penalty = discriminator_objective(
@@ -200,15 +232,16 @@ class TFStep:
         d_norm = _unscaled(gated_norm(norms, d_grads), gan.d_opt)
         gan.g_opt.apply(g_grads, g_vars)
         gan.d_opt.apply(d_grads, d_vars)
-        out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm)
+        p = self._adapt(real_logits)
+        out = discriminator_outputs(self.s, d_loss, penalty, real_logits, fake_logits, d_norm, p)
         out.update({"loss/generator": g_loss, "grad_norm/generator": g_norm})
         return out
 
-    def _update_ema(self) -> None:
+    def _update_ema(self, step: Any) -> None:
         ema = self.gan.ema_generator
         if ema is None:
             return
-        decay = self.s.ema
+        decay = ema_decay(self.s.ema, step)
         g = self.gan.generator
         for target, source in zip(ema.trainable_variables, g.trainable_variables):
             target.assign(decay * target + (1.0 - decay) * source)

@@ -24,6 +24,7 @@ from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, summary_line
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
+from ganlab.training.augment import augment_for
 from ganlab.training.backend import activate_backend, dtype_policy
 from ganlab.training.checkpoint import BackgroundSaver, all_finite
 from ganlab.training.data import BatchStream
@@ -90,7 +91,7 @@ class Trainer:
         self.loss_spec = registry.loss(config.loss)
         self.arch_spec = registry.architecture(config.architecture)
         self.data_spec = registry.dataset(config.dataset)
-        self.settings = StepSettings.from_config(config, self.loss_spec)
+        self.settings = StepSettings.from_config(config, self.loss_spec, augment_for(config, registry))
         self.start_warnings: list[str] = []
 
     # --------------------------------------------------------------- set-up
