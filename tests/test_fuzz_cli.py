@@ -108,6 +108,15 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"sample-n-{v!r}", ["sample", "1", "-n", v]
         yield f"tensorboard-port-{v!r}", ["tensorboard", "--port", v]
     yield "plugins-dir-missing", ["--plugins-dir", "nosuch-folder", "plugins"]
+    # ganlab report: unknown ids, nothing selected, an -o it cannot write, unknown columns/metrics; no file left.
+    for ident in ("0", "-1", "99999", HUGE, "x"):
+        yield f"report-{ident!r}", ["report", ident, "-o", "r.html"]
+    for argv in (["--tag", "nope"], ["--status", "diverged"], ["-o", "nosuchdir/r.html"], ["-o", "."],
+                 ["-o", "q.db/r.html"], ["--sort", "nosuch"], ["--columns", "nosuch.key"], ["--objective", "nosuch"],
+                 ["--status", "nosuch"]):
+        yield f"report-{'-'.join(argv)[:30]!r}", ["report", *argv]
+    for url in BAD_DB_URLS:
+        yield f"db-{url[:24]!r}-report", ["report", "--db", url, "-o", "r.html"]
     for url in BAD_DB_URLS:
         for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"],
                     ["queue", "add", "--steps", "5"], ["worker", "--until-empty"]):

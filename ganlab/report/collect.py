@@ -21,8 +21,8 @@ from ganlab.tblog.events import read_events
 
 #: The image tag the trainer logs its fixed-noise grid under.
 SAMPLES_TAG = "samples"
-#: Scalar tags plotted as curves (the learning rates and speeds say little across runs).
-CURVE_PREFIXES = ("metrics/", "best/", "loss/")
+#: Scalar tags plotted as curves (best/* only repeats metrics/*; learning rates and speeds say little across runs).
+CURVE_PREFIXES = ("metrics/", "loss/")
 
 
 @dataclass

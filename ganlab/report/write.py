@@ -21,7 +21,8 @@ def check_output(path: Path) -> Path:
     if path.is_dir():
         raise ConfigError(f"-o {path}: is a folder; give a file name such as {path / 'report.html'}")
     if not folder.is_dir():
-        raise ConfigError(f"-o {path}: folder {folder} does not exist; create it or choose another path")
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"-o {path}: {folder} {what}; create the folder or choose another path")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ConfigError(f"-o {path}: cannot write there (permission denied); choose another path")
     return path
