@@ -114,7 +114,9 @@ def test_curves_name_each_run_on_hover() -> None:
     fig = curve_figure(many, "metrics/fd", "step")
     assert sorted(t.name for t in fig.data) == ["failed", "succeeded"]
     failed = next(t for t in fig.data if t.name == "failed")
-    assert [n for n in failed.text if n][:4] == ["#0 run-0"] * 4 and list(failed.x).count(None) == 10
+    # Each point names its run by row number (the page turns it into the name); -1 marks the gap between runs.
+    assert list(failed.customdata)[:5] == [0, 0, 0, 0, -1] and list(failed.x).count(None) == 10
+    assert list(failed.customdata)[5] == 10 and "%{text}" in failed.hovertemplate
     assert curve_tags(many) == ["metrics/fd"]  # the floor is in the table, not a curve
 
 
@@ -176,6 +178,8 @@ def test_page_data_cannot_end_its_script() -> None:
     data = json.loads(blob)
     assert data["rows"][0][1] == hostile if data["rows"][0][0] == 1 else data["rows"][1][1] == hostile
     assert any(r[0] == 2 and "nan" in r for r in data["rows"])  # NaN is shown as text; JSON has no NaN
-    assert page.count("<script") == 3  # the data, plotly.js (as text), the glue: the name opened none
+    figures = re.search(r'<script type="application/json" id="figure-data">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in figures and hostile in json.loads(figures)["names"][0]
+    assert page.count("<script") == 4  # table data, figure data, plotly.js (as text), the glue: the name opened none
     fd = next(c for c in data["columns"] if c["key"] == "fd")
     assert fd["best"] == 5.0  # a NaN is never the best

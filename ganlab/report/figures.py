@@ -17,7 +17,7 @@ from ganlab.compare.table import is_reference, lower_is_better
 from ganlab.report.collect import ReportRun
 
 #: Points one figure may hold in all; each run gets an equal share, within the bounds below.
-POINT_BUDGET = 30_000
+POINT_BUDGET = 20_000
 MIN_POINTS, MAX_POINTS = 12, 400
 #: Up to this many runs, each is its own trace (own colour, legend entry); beyond, one trace per status.
 TRACE_PER_RUN = 30
@@ -63,26 +63,28 @@ def curve_figure(runs: Sequence[ReportRun], tag: str, x: str = "step") -> go.Fig
             idx = thin(len(c.values), keep)
             fig.add_trace(go.Scatter(
                 x=[_round((c.seconds if x == "seconds" else c.steps)[i]) for i in idx],
-                y=[_round(c.values[i]) for i in idx], mode="lines", name=f"#{r.row.id} {r.row.name}",
+                y=[_round(c.values[i]) for i in idx], mode="lines" if len(idx) > 1 else "markers", name=f"#{r.row.id} {r.row.name}",
                 hovertemplate=f"#{r.row.id} {_escape(r.row.name)}<br>{X_AXES[x]} %{{x}}<br>%{{y}}<extra></extra>"))
     else:
-        # Thousands of traces (or WebGL, absent in many headless browsers) are slow to draw: one SVG path per status, runs separated by gaps, each point naming its run.
+        # Thousands of traces are slow to draw (and WebGL is absent in many headless browsers): one SVG path per
+        # status, runs separated by gaps. Each point carries its run's row number rather than its name, which
+        # would be most of the page; the page's script puts the names in (see report.js, withNames).
+        index = {r.row.id: i for i, r in enumerate(runs)}
         by_status: dict[str, tuple[list, list, list]] = {}
         for r in with_tag:
             c = r.curves[tag]
-            xs, ys, names = by_status.setdefault(r.row.status, ([], [], []))
+            xs, ys, rows = by_status.setdefault(r.row.status, ([], [], []))
             series = c.seconds if x == "seconds" else c.steps
-            label = f"#{r.row.id} {r.row.name}"
             for i in thin(len(c.values), keep):
                 xs.append(_round(series[i]))
                 ys.append(_round(c.values[i]))
-                names.append(label)
+                rows.append(index[r.row.id])
             xs.append(None)
             ys.append(None)
-            names.append("")
-        for status, (xs, ys, names) in sorted(by_status.items()):
+            rows.append(-1)
+        for status, (xs, ys, rows) in sorted(by_status.items()):
             fig.add_trace(go.Scatter(
-                x=xs, y=ys, text=names, mode="lines", name=status, opacity=0.6,
+                x=xs, y=ys, customdata=rows, mode="lines", name=status, opacity=0.6,
                 line={"width": 1, "color": _STATUS_COLORS.get(status)},
                 hovertemplate=f"%{{text}}<br>{X_AXES[x]} %{{x}}<br>%{{y}}<extra>{status}</extra>"))
     fig.update_layout(title={"text": f"{tag} vs {X_AXES[x]}", "font": {"size": 14}}, xaxis_title=X_AXES[x],

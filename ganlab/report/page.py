@@ -77,14 +77,13 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
     for i, (tag, by_step, by_time) in enumerate(curves):
         for j, fig in enumerate((by_step, by_time)):
             fid = f"curve-{i}-{j}"
-            figures.append({"id": fid, "figure": json.loads(fig.to_json())})
+            figures.append({"id": fid, "figure": fig.to_plotly_json()})
             plot_divs.append(f'<div class="plot" id="{fid}" data-tag="{html.escape(tag)}"></div>')
     if parallel is not None:
-        figures.append({"id": "parallel", "figure": json.loads(parallel.to_json())})
+        figures.append({"id": "parallel", "figure": parallel.to_plotly_json()})
     step, cards = gallery
-    data = {"columns": cols, "rows": rows, "figures": figures, "gallery": {c["id"]: c for c in cards}}
-    # "<" escaped: no run name can close the script element or open a comment in it.
-    blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    data = {"columns": cols, "rows": rows, "gallery": {c["id"]: c for c in cards}}
+    blob, figure_blob = _json(data), _json({"figures": figures, "names": [f"#{r.row.id} {r.row.name}" for r in runs]})
     esc = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -116,12 +115,19 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
                   '<p class="note">Drag along an axis to select a range of it.</p><div class="plot" id="parallel"></div>']
     parts += [
         f'<script type="application/json" id="report-data">{blob}</script>',
+        # Parsed only once the table is shown: most of the page's bytes are figures.
+        f'<script type="application/json" id="figure-data">{figure_blob}</script>',
         # Run after the page has loaded (see report.js); "</" cannot occur in it, but must not end the element.
         f'<script type="text/plain" id="plotly-src">{_plotly_js()}</script>' if figures else "",
         f"<script>{_static('report.js')}</script>",
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _json(data: Any) -> str:
+    # "<" escaped: no run name can close the script element or open a comment in it.
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
 def _plotly_js() -> str:

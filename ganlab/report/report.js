@@ -127,26 +127,36 @@
   if (document.getElementById("gallery")) { pager("gprev", -1, "gpage", CARDS); pager("gnext", 1, "gpage", CARDS); }
   update();
   document.body.setAttribute("data-table", "1");
+  // Milliseconds since the page was opened, for benchmarks/bench_report.py.
+  document.body.setAttribute("data-table-ms", Math.round(performance.now()));
   // plotly.js is 5 MB of script: it is started after the load event, so the table shows at once,
   // and the figures are drawn one per task, so the page answers while they come.
-  function drawPlots() {
+  // Curves of many runs carry each point's row number (customdata); hover shows the run's name.
+  const withNames = (traces, names) => traces.map((t) => t.customdata && !t.text ?
+    Object.assign({}, t, { text: t.customdata.map((i) => (i >= 0 ? names[i] : "")) }) : t);
+  function drawPlots(figs) {
     const config = { displaylogo: false, responsive: true };
-    const todo = data.figures.slice();
+    const todo = figs.figures.slice();
     const next = () => {
       const f = todo.shift();
-      if (!f) { document.body.setAttribute("data-ready", "1"); return; }
+      if (!f) {
+        document.body.setAttribute("data-ready", "1");
+        document.body.setAttribute("data-ready-ms", Math.round(performance.now()));
+        return;
+      }
       const div = document.getElementById(f.id);
-      if (div) Plotly.newPlot(div, f.figure.data, f.figure.layout, config);
+      if (div) Plotly.newPlot(div, withNames(f.figure.data, figs.names), f.figure.layout, config);
       setTimeout(next, 0);
     };
     next();
   }
   window.addEventListener("load", () => setTimeout(() => {
     const src = document.getElementById("plotly-src");
-    if (!src || !data.figures.length) { document.body.setAttribute("data-ready", "1"); return; }
+    const figs = JSON.parse(document.getElementById("figure-data").textContent);
+    if (!src || !figs.figures.length) { document.body.setAttribute("data-ready", "1"); return; }
     const script = document.createElement("script");
     script.src = URL.createObjectURL(new Blob([src.textContent], { type: "text/javascript" }));
-    script.onload = drawPlots;
+    script.onload = () => drawPlots(figs);
     document.body.appendChild(script);
   }, 0));
 })();
