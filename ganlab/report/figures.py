@@ -63,7 +63,8 @@ def curve_figure(runs: Sequence[ReportRun], tag: str, x: str = "step") -> go.Fig
             idx = thin(len(c.values), keep)
             fig.add_trace(go.Scatter(
                 x=[_round((c.seconds if x == "seconds" else c.steps)[i]) for i in idx],
-                y=[_round(c.values[i]) for i in idx], mode="lines" if len(idx) > 1 else "markers", name=f"#{r.row.id} {r.row.name}",
+                y=[_round(c.values[i]) for i in idx], mode="lines" if len(idx) > 1 else "markers",
+                name=f"#{r.row.id} {r.row.name}",
                 hovertemplate=f"#{r.row.id} {_escape(r.row.name)}<br>{X_AXES[x]} %{{x}}<br>%{{y}}<extra></extra>"))
     else:
         # Thousands of traces are slow to draw (and WebGL is absent in many headless browsers): one SVG path per

@@ -34,10 +34,11 @@ def columns_and_rows(runs: Sequence[ReportRun], keys: Sequence[str], metrics: Se
         if f"{m}_floor" in metrics:
             shown.append(f"{m}_floor")
     best = best_values([r.row for r in runs], scores)
-    cols: list[dict[str, Any]] = [{"key": "id", "label": "id", "kind": "num"}, {"key": "name", "label": "name", "kind": "text"}]
+    cols: list[dict[str, Any]] = [{"key": "id", "label": "id", "kind": "num"},
+                                  {"key": "name", "label": "name", "kind": "text"}]
     for k in keys:
-        numeric = all(isinstance(r.row.hparams.get(k), (int, float, type(None))) and not isinstance(r.row.hparams.get(k), bool)
-                      for r in runs)
+        values = [r.row.hparams.get(k) for r in runs]
+        numeric = all(isinstance(v, (int, float, type(None))) and not isinstance(v, bool) for v in values)
         cols.append({"key": k, "label": k.removeprefix("train."), "kind": "num" if numeric else "text"})
     cols += [{"key": "status", "label": "status", "kind": "text"}, {"key": "steps", "label": "steps", "kind": "num"}]
     for m in shown:
@@ -68,9 +69,15 @@ def default_keys(runs: Sequence[ReportRun], varying: Sequence[str]) -> tuple[lis
     return [k for k in varying if k not in folded], folded
 
 
-def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[str], curves: Sequence[tuple[str, go.Figure, go.Figure]],
-           parallel: go.Figure | None, gallery: tuple[int | None, list[dict]], notes: Sequence[str], title: str) -> str:
-    """The whole page as a string."""
+def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[str],
+           curves: Sequence[tuple[str, go.Figure, go.Figure]], parallel: go.Figure | None,
+           gallery: tuple[int | None, list[dict]], notes: Sequence[str], title: str) -> str:
+    """The whole page as a string.
+
+    ``curves``: per tag, its figures against step and against wall time;
+    ``gallery``: :func:`ganlab.report.images.gallery`'s result; ``notes``:
+    lines shown above the table.
+    """
     cols, rows = columns_and_rows(runs, keys, metrics)
     figures: list[dict[str, Any]] = []
     plot_divs: list[str] = []
@@ -88,7 +95,8 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         # No network: a policy that lets inline content run and forbids every fetch.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' blob:; "
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "script-src 'unsafe-inline' 'unsafe-eval' blob:; "
         "style-src 'unsafe-inline'; img-src data: blob:; font-src data:\">",
         f"<title>{esc(title)}</title><style>{_static('report.css')}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
@@ -98,7 +106,8 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
         '<span id="page"></span><span id="count" class="meta"></span></div>',
         '<div class="scroll"><table id="runs"><thead><tr id="heads"></tr><tr id="filters"></tr></thead>'
         '<tbody id="rows"></tbody></table></div>',
-        '<p class="note">Click a header to sort; type in the boxes below it to filter (numbers: &lt;0.5, &gt;=3, 1..4). '
+        '<p class="note">Click a header to sort; type in the boxes below it to filter '
+        '(numbers: &lt;0.5, &gt;=3, 1..4). '
         'Best value per score in bold green; a score\'s _floor is its real-vs-real value.</p>',
     ]
     if cards:
@@ -112,7 +121,8 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
                   f'<div class="plots">{"".join(plot_divs)}</div>']
     if parallel is not None:
         parts += ["<h2>Hyperparameters against the objective</h2>",
-                  '<p class="note">Drag along an axis to select a range of it.</p><div class="plot" id="parallel"></div>']
+                  '<p class="note">Drag along an axis to select a range of it.</p>'
+                  '<div class="plot" id="parallel"></div>']
     parts += [
         f'<script type="application/json" id="report-data">{blob}</script>',
         # Parsed only once the table is shown: most of the page's bytes are figures.
