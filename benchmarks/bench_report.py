@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +44,7 @@ from ganlab.report.figures import POINT_BUDGET  # noqa: E402
 
 LOSSES = ("non-saturating", "hinge", "wgan-gp")
 STEPS, LOG_EVERY, EVAL_EVERY, SAMPLE_EVERY = 5000, 100, 500, 1000
-READER_SAMPLE = 200  # runs read by both readers for the reference ratio
+READER_SAMPLE = 100  # runs read by both readers for the reference ratio
 
 
 def make_runs(root: Path, n: int) -> str:
@@ -104,21 +105,29 @@ def bench_readers(root: Path) -> dict[str, float]:
     return {"ours_ms": ours * 1000, "tensorboard_ms": theirs * 1000}
 
 
+def _child_cpu() -> float:
+    """CPU seconds of every finished child process so far (Chromium's own children included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_report(root: Path, url: str) -> dict[str, float]:
     out = root / "report.html"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _child_cpu()
     done = subprocess.run([sys.executable, "-m", "ganlab", "report", "--db", url, "-o", str(out)],
                           capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    write_s = time.perf_counter() - t0
+    write_s, write_cpu = time.perf_counter() - t0, _child_cpu() - c0
     if done.returncode != 0:
         raise RuntimeError(done.stdout + done.stderr)
+    c0 = _child_cpu()
     dom, open_s = dump_dom(out)
+    open_cpu = _child_cpu() - c0
     shown = re.search(r'data-table-ms="(\d+)"', dom)
     assert shown, "the table was not drawn at load"
     dom, drawn_s = dump_dom(out, budget_ms=2000)
     assert 'data-ready="1"' in dom, "the figures were not all drawn"
-    return {"write_s": write_s, "mb": out.stat().st_size / 1e6, "open_s": open_s, "table_s": int(shown[1]) / 1000,
-            "drawn_s": drawn_s}
+    return {"write_s": write_s, "write_cpu": write_cpu, "mb": out.stat().st_size / 1e6, "open_s": open_s,
+            "open_cpu": open_cpu, "table_s": int(shown[1]) / 1000, "drawn_s": drawn_s}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-report-") as tmp:
         empty = Path(tmp) / "empty.html"
         empty.write_text("<!DOCTYPE html><html><body>empty</body></html>")
+        c0 = _child_cpu()
         baseline = min(dump_dom(empty)[1] for _ in range(3))
-        print(f"Chromium opening an empty page: {baseline:.2f} s")
+        baseline_cpu = (_child_cpu() - c0) / 3
+        print(f"Chromium opening an empty page: {baseline:.2f} s ({baseline_cpu:.2f} CPU s)")
         results = {}
         for n in sizes:
             root = Path(tmp) / str(n)
@@ -142,14 +153,16 @@ def main(argv: list[str] | None = None) -> int:
             readers = bench_readers(root)
             r = bench_report(root, url)
             results[n] = {**r, **readers}
-            print(f"{n:>6} runs: written in {r['write_s']:.1f} s, {r['mb']:.1f} MB; opened in {r['open_s']:.2f} s "
+            print(f"{n:>6} runs: written in {r['write_s']:.1f} s ({r['write_cpu']:.1f} CPU s), {r['mb']:.1f} MB; "
+                  f"opened in {r['open_s']:.2f} s ({r['open_cpu']:.1f} CPU s) "
                   f"(table shown {r['table_s']:.2f} s after the page opened), every figure drawn in "
                   f"{r['drawn_s']:.2f} s; reading a run: "
                   f"{readers['ours_ms']:.1f} ms vs EventAccumulator {readers['tensorboard_ms']:.1f} ms "
                   f"({readers['tensorboard_ms'] / readers['ours_ms']:.1f}x)", flush=True)
     if not args.no_write:
         rows = "\n".join(
-            f"| {n:,} | {r['write_s']:.1f} s | {r['mb']:.0f} MB | {r['open_s']:.2f} s | {r['table_s']:.2f} s | "
+            f"| {n:,} | {r['write_s']:.1f} s ({r['write_cpu']:.1f}) | {r['mb']:.0f} MB | "
+            f"{r['open_s']:.2f} s ({r['open_cpu']:.1f}) | {r['table_s']:.2f} s | "
             f"{r['drawn_s']:.2f} s | "
             f"{r['ours_ms']:.1f} ms ({r['tensorboard_ms'] / r['ours_ms']:.1f}x faster) |" for n, r in results.items())
         section = f"""## Report: `benchmarks/bench_report.py`
@@ -159,9 +172,11 @@ RunWriter: 50 logged steps, 10 evaluations and 5 sample grids per run), timed
 as a user runs it, in a new process; the page opened by headless Chromium
 from a file URL, offline. *Opened* is Chromium's start to its DOM dump
 (`--dump-dom`, which also waits for the tasks queued at the load event: an
-empty page takes {baseline:.2f} s, Chromium's own start-up); *table* is
+empty page takes {baseline:.2f} s and {baseline_cpu:.2f} CPU s, Chromium's own start-up); *table* is
 when the page's own clock saw the table drawn; *drawn* is Chromium's run
-until plotly has drawn every figure (`--virtual-time-budget`). *Reading a run* compares ganlab's event reader with
+until plotly has drawn every figure (`--virtual-time-budget`). In brackets:
+CPU seconds (user + system, Chromium's processes summed), which contention
+on a shared machine inflates far less than wall time. *Reading a run* compares ganlab's event reader with
 TensorBoard's EventAccumulator on {READER_SAMPLE} of the same runs.
 
 | runs | written | size | opened | table | every figure drawn | reading a run |
