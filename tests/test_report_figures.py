@@ -180,6 +180,6 @@ def test_page_data_cannot_end_its_script() -> None:
     assert any(r[0] == 2 and "nan" in r for r in data["rows"])  # NaN is shown as text; JSON has no NaN
     figures = re.search(r'<script type="application/json" id="figure-data">(.*?)</script>', page, re.S).group(1)
     assert "<" not in figures and hostile in json.loads(figures)["names"][0]
-    assert page.count("<script") == 4  # table data, figure data, plotly.js (as text), the glue: the name opened none
+    assert page.count("<script") == 5  # table, gallery and figure data, plotly.js (as text), the glue: no more
     fd = next(c for c in data["columns"] if c["key"] == "fd")
     assert fd["best"] == 5.0  # a NaN is never the best

@@ -89,7 +89,7 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
     if parallel is not None:
         figures.append({"id": "parallel", "figure": parallel.to_plotly_json()})
     step, cards = gallery
-    data = {"columns": cols, "rows": rows, "gallery": {c["id"]: c for c in cards}}
+    data = {"columns": cols, "rows": rows}
     blob, figure_blob = _json(data), _json({"figures": figures, "names": [f"#{r.row.id} {r.row.name}" for r in runs]})
     esc = html.escape
     parts = [
@@ -125,7 +125,8 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
                   '<div class="plot" id="parallel"></div>']
     parts += [
         f'<script type="application/json" id="report-data">{blob}</script>',
-        # Parsed only once the table is shown: most of the page's bytes are figures.
+        # Parsed only once the table is shown: most of the page's bytes are thumbnails and figures.
+        f'<script type="application/json" id="gallery-data">{_json({c["id"]: c for c in cards})}</script>',
         f'<script type="application/json" id="figure-data">{figure_blob}</script>',
         # Run after the page has loaded (see report.js); "</" cannot occur in it, but must not end the element.
         f'<script type="text/plain" id="plotly-src">{_plotly_js()}</script>' if figures else "",

@@ -5,6 +5,7 @@
   const data = JSON.parse(document.getElementById("report-data").textContent);
   const cols = data.columns, rows = data.rows, PAGE = 100, CARDS = 24;
   const state = { sort: -1, dir: 1, filters: cols.map(() => ""), page: 0, gpage: 0 };
+  let gallery = {};  // run id -> its grids; parsed once the table is shown (it is most of the page's bytes)
   let view = rows;
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -77,7 +78,7 @@
   function drawGallery() {
     const box = document.getElementById("gallery");
     if (!box) return;
-    const byId = data.gallery;
+    const byId = gallery;
     const ids = view.map((r) => r[0]).filter((id) => byId[id]);
     const pages = Math.max(1, Math.ceil(ids.length / CARDS));
     state.gpage = Math.min(state.gpage, pages - 1);
@@ -118,7 +119,7 @@
     });
   }
   const pager = (id, delta, key, size) => document.getElementById(id).addEventListener("click", () => {
-    const n = key === "page" ? view.length : view.filter((r) => data.gallery[r[0]]).length;
+    const n = key === "page" ? view.length : view.filter((r) => gallery[r[0]]).length;
     state[key] = Math.max(0, Math.min(state[key] + delta, Math.ceil(n / size) - 1));
     key === "page" ? drawTable() : drawGallery();
   });
@@ -127,6 +128,10 @@
   if (document.getElementById("gallery")) { pager("gprev", -1, "gpage", CARDS); pager("gnext", 1, "gpage", CARDS); }
   update();
   document.body.setAttribute("data-table", "1");
+  setTimeout(() => {
+    const source = document.getElementById("gallery-data");
+    if (source) { gallery = JSON.parse(source.textContent); drawGallery(); }
+  }, 0);
   // Milliseconds since the page was opened, for benchmarks/bench_report.py.
   document.body.setAttribute("data-table-ms", Math.round(performance.now()));
   // plotly.js is 5 MB of script: it is started after the load event, so the table shows at once,
