@@ -50,7 +50,9 @@ def dump_dom(page: Path, *, budget_ms: int | None = None, chromium: str | None =
 
 def screenshot(page: Path, out: Path, *, width: int = 1400, height: int = 1600) -> Path:
     """A PNG of ``page`` as headless Chromium draws it."""
-    return take_screenshot(Path(page).resolve().as_uri(), out, width=width, height=height, budget_ms=5000)
+    # 3 s of virtual time: plotly has drawn by then (virtual time waits for the CPU work); with larger
+    # budgets Chromium 1xx sometimes never takes the shot.
+    return take_screenshot(Path(page).resolve().as_uri(), out, width=width, height=height, budget_ms=3000)
 
 
 def main(argv: list[str] | None = None) -> int:

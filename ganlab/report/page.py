@@ -96,8 +96,8 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         # No network: a policy that lets inline content run and forbids every fetch.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "script-src 'unsafe-inline' 'unsafe-eval' blob:; "
-        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:\">",
+        "script-src 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'unsafe-inline'; img-src data:; font-src data:\">",
         f"<title>{esc(title)}</title><style>{_static('report.css')}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">{len(runs)} run(s); written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by ganlab report</p>',
