@@ -94,6 +94,9 @@ def bench_readers(root: Path) -> dict[str, float]:
     from ganlab.tblog.read import load_run
 
     dirs = sorted((root / "runs").iterdir())[:READER_SAMPLE]
+    # Each reader once first: TensorBoard's imports TensorFlow on its first read, which is not reading time.
+    read_events(dirs[0])
+    load_run(dirs[0])
     t0 = time.perf_counter()
     for d in dirs:
         read_events(d)
