@@ -183,3 +183,31 @@ def test_page_data_cannot_end_its_script() -> None:
     assert page.count("<script") == 5  # table, gallery and figure data, plotly.js (as text), the glue: no more
     fd = next(c for c in data["columns"] if c["key"] == "fd")
     assert fd["best"] == 5.0  # a NaN is never the best
+
+
+# ------------------------------------------------------------------ selection
+
+
+def test_collect_keeps_rows_whose_run_dir_is_missing_or_elsewhere(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ganlab.cli import cli
+    from ganlab.report.collect import collect
+    from ganlab.store import Queue, Store
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    added = CliRunner().invoke(cli, ["queue", "add", "--db", url, "-q", "--steps", "5", "--seeds", "0,1,2"])
+    assert added.exit_code == 0, added.output
+    with RunWriter(tmp_path / "here") as w:
+        w.scalar("metrics/fd", 2.0, 5)
+    with Queue.open(url) as queue:
+        for path, host in ((tmp_path / "here", None), (tmp_path / "gone", None), ("/elsewhere/run", "other-host")):
+            claim = queue.claim("w", host="h", pid=1)
+            queue.set_run_dir(claim.id, claim.token, str(path), host=host)
+            queue.finish(claim.id, claim.token, "succeeded", metrics={"fd": 2.0}, step=5)
+    with Store.open(url) as store:
+        runs = collect(store)
+        assert [r.note for r in runs] == [None, "run dir missing (moved or deleted)", "run dir on other-host"]
+        assert runs[0].curves["metrics/fd"].values == [2.0]
+        assert [r.row.id for r in collect(store, ids=[2, 3])] == [2, 3]
+        assert collect(store, statuses=["queued"]) == []

@@ -62,9 +62,10 @@ def collect(store: Store, ids: Sequence[int] = (), tags: Sequence[str] = (), sta
         best = (rec.metrics or {}).get("best_step")
         run.best_step = int(best) if isinstance(best, (int, float)) and not isinstance(best, bool) else None
         if not rec.run_dir:
-            run.note = "not started"
-        elif rec.run_host and rec.run_host != host and not Path(rec.run_dir).is_dir():
-            run.note = f"run dir on {rec.run_host}"
+            run.note = "no run dir yet"
+        elif not Path(rec.run_dir).is_dir():
+            elsewhere = rec.run_host and rec.run_host != host
+            run.note = f"run dir on {rec.run_host}" if elsewhere else "run dir missing (moved or deleted)"
         else:
             load_run(run, Path(rec.run_dir))
         runs.append(run)
