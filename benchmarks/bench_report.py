@@ -195,9 +195,12 @@ from a file URL, offline. *Opened* is Chromium's start to its DOM dump
 (`--dump-dom`, which also waits for the tasks queued at the load event: an
 empty page takes {baseline:.2f} s and {baseline_cpu:.2f} CPU s, Chromium's own start-up); *table* is
 when the page's own clock saw the table drawn; *drawn* is Chromium's run
-until plotly has drawn every figure (`--virtual-time-budget`). In brackets:
-CPU seconds (user + system, Chromium's processes summed), which contention
-on a shared machine inflates far less than wall time. *Reading a run* compares ganlab's event reader with
+until plotly has drawn every figure (`--virtual-time-budget`). `--dump-dom`
+runs the tasks the page queued at its load event, plotly's drawing included,
+so *opened* already holds most of that work. In brackets: CPU seconds (user +
+system of the process and the children it waited for; for Chromium this can
+leave out helper processes), which contention on a shared machine inflates
+far less than wall time. *Reading a run* compares ganlab's event reader with
 TensorBoard's EventAccumulator on {READER_SAMPLE} of the same runs.
 
 | runs | written | size | opened | table | every figure drawn | reading a run |
