@@ -138,6 +138,15 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for v in ("x", "-1", "1_2", HUGE, f"{ESC}1"):
         yield f"slurm-status-job-{v!r}", ["slurm", "status", "--job", v]
         yield f"slurm-cancel-job-{v!r}", ["slurm", "cancel", "--job", v]
+    # ganlab report: unknown ids, nothing selected, an -o it cannot write, unknown columns/metrics; no file left.
+    for ident in ("0", "-1", "99999", HUGE, "x"):
+        yield f"report-{ident!r}", ["report", ident, "-o", "r.html"]
+    for argv in (["--tag", "nope"], ["--status", "diverged"], ["-o", "nosuchdir/r.html"], ["-o", "."],
+                 ["-o", "q.db/r.html"], ["--sort", "nosuch"], ["--columns", "nosuch.key"], ["--objective", "nosuch"],
+                 ["--status", "nosuch"]):
+        yield f"report-{'-'.join(argv)[:30]!r}", ["report", *argv]
+    for url in BAD_DB_URLS:
+        yield f"db-{url[:24]!r}-report", ["report", "--db", url, "-o", "r.html"]
     for url in BAD_DB_URLS:
         for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"],
                     ["queue", "add", "--steps", "5"], ["worker", "--until-empty"]):

@@ -90,12 +90,13 @@ def _register_commands() -> None:
     cli.add_command(train_cmd.train)
     cli.add_command(sample_cmd.sample)
 
-    from ganlab.cli import compare_cmd, demo_cmd, logs_cmd, settings_cmd, tensorboard_cmd, worker_cmd
+    from ganlab.cli import compare_cmd, demo_cmd, logs_cmd, report_cmd, settings_cmd, tensorboard_cmd, worker_cmd
 
     cli.add_command(worker_cmd.worker)
     cli.add_command(worker_cmd.status)
     cli.add_command(logs_cmd.logs)
     cli.add_command(compare_cmd.compare)
+    cli.add_command(report_cmd.report)
     cli.add_command(tensorboard_cmd.tensorboard)
     cli.add_command(demo_cmd.demo)
     cli.add_command(settings_cmd.settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,12 +205,18 @@ def _csv_value(value: Any) -> Any:
     return printable(value) if isinstance(value, str) else value
 
 
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """IDS, --tag and --status, as ``compare`` and ``report`` take them (see :func:`load_rows`)."""
+    func = click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+                        help="Only experiments in this status (repeatable; default: all that have started).")(func)
+    func = click.option("--tag", "tags", multiple=True, metavar="TAG",
+                        help="Only experiments with this tag (repeatable: any of them).")(func)
+    return click.argument("ids", nargs=-1, type=ExperimentId)(func)
+
+
 @click.command("compare")
 @db_option
-@click.argument("ids", nargs=-1, type=ExperimentId)
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only experiments with this tag (repeatable: any of them).")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
-              help="Only experiments in this status (repeatable; default: all that have started).")
+@selection_options
 @click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Sort best first by this metric (e.g. fd).")
 @click.option("--columns", default=None, metavar="KEY,KEY",
               help="Hyperparameter columns, e.g. loss,train.lr_g, or 'all' (default: those that differ, "

@@ -1,0 +1,1 @@
+"""``ganlab report``: the selected runs as one self-contained HTML page (table, curves, samples)."""
