@@ -115,7 +115,7 @@ def test_every_template_trains_and_passes_its_check(workdir: Path, feature_net_c
     assert not registry.problems
     config = Resolver(registry).resolve("t-architecture", "t-dataset", "t-loss", {
         "steps": 3, "batch_size": 8, "latent_dim": 8, "units": 16, "count": 64, "eval_samples": 16,
-        "eval_every": 3, "sample_every": 3, "checkpoint_every": 3, "log_every": 1})
+        "eval_every": 3, "sample_every": 3, "checkpoint_every": 3, "log_every": 1}, "t-augmentation")
     result = train(config, workdir / "run", registry=registry)
     assert result.status == "succeeded" and result.step == 3, result.error
     assert result.metrics and all(math.isfinite(v) for v in result.metrics.values())
@@ -128,6 +128,8 @@ def test_every_template_trains_and_passes_its_check(workdir: Path, feature_net_c
     assert "training step" in report["facts"] and "memory" in report["facts"]
     loss = run("plugins", "check", "t-loss")
     assert loss.exit_code == 0 and "regulariser:" in loss.output and "passed every check" in loss.output
+    aug = run("plugins", "check", "t-augmentation")
+    assert aug.exit_code == 0 and "gradient: norm" in aug.output and "passed every check" in aug.output, aug.output
     data = run("plugins", "check", "t-dataset", "--grid", str(workdir / "grid.png"))
     assert data.exit_code == 0, data.output
     assert "4 classes" in data.output and "dtype uint8" in data.output
@@ -142,6 +144,8 @@ def test_every_template_trains_and_passes_its_check(workdir: Path, feature_net_c
     ("norange", ("outside the data's [-1, 1]", "tanh")),
     ("baddisc", ("discriminator returns shape (16, 4)", "one logit per image")),
     ("nanloss", ("discriminator_loss returns nan",)),
+    ("shrinkaug", ("shape (8, 16, 16, 1) into float32 of shape (8, 16, 8, 1)", "keep shape and dtype")),
+    ("roundaug", ("gradient through it is 0.0", "must be differentiable")),
 ])
 def test_check_names_the_first_problem(fixtures: Path, name: str, fragments: tuple[str, ...]) -> None:
     result = run("--plugins-dir", str(fixtures), "plugins", "check", name)

@@ -1,7 +1,8 @@
 """``ganlab plugins check``: run one plugin the way training will, and say what is wrong with it first.
 
 An architecture is built for a dataset's shape and trained for a real step,
-a loss is run on random logits, a dataset is loaded and described. Each check
+a loss is run on random logits, a dataset is loaded and described, an augmentation
+is run and differentiated on random images. Each check
 stops at the first problem with one line (:class:`CheckFailed`) and fills a
 :class:`Report` with what it learned up to there.
 """
@@ -57,6 +58,8 @@ def run_check(
     if kind == "architecture":
         config = Resolver(registry).resolve(name, dataset or DEFAULT_DATASET, loss or DEFAULT_LOSS, sets)
         data = registry.dataset(config.dataset).load(config.dataset_params)
+    elif kind == "augmentation":
+        config = Resolver(registry, check_data=False).resolve(DEFAULT_ARCH, DEFAULT_DATASET, DEFAULT_LOSS, sets, name)
     else:
         plugins = (DEFAULT_ARCH, name, DEFAULT_LOSS) if kind == "dataset" else (DEFAULT_ARCH, DEFAULT_DATASET, name)
         config = Resolver(registry, check_data=False).resolve(*plugins, sets)
@@ -69,6 +72,10 @@ def run_check(
             from ganlab.plugin_check.architecture import check_architecture
 
             check_architecture(registry, config, data, report)
+        elif kind == "augmentation":
+            from ganlab.plugin_check.augmentation import check_augmentation
+
+            check_augmentation(registry, name, config.augment_params, report)
         elif kind == "loss":
             from ganlab.plugin_check.loss import check_loss
 
