@@ -124,6 +124,8 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for extra in (["--set", "nosuch=1"], ["--set", "[/]"], ["--dataset", "nosuch"], ["--kind", "loss"],
                   ["--loss", f"{ESC}x"], ["--backend", "x"]):
         yield f"plugins-check-mlp-{extra!r}", ["plugins", "check", "mlp", *extra]
+    for v in ("augment.policy=nosuch", "augment.policy=", "augment.target=2", "augment.nosuch=1"):
+        yield f"plugins-check-aug-{v!r}", ["plugins", "check", "ada" if "target" in v else "diffaugment", "--set", v]
     submit = ["slurm", "submit", "--runs-dir", "runs", "--single-node", "--time", "10"]
     for v in ("0", "-1", HUGE, "nan", ""):
         yield f"slurm-workers-{v!r}", [*submit, "--workers", v]
