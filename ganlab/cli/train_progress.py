@@ -65,7 +65,7 @@ class ProgressReporter(BaseReporter):
         if self.task is not None and "fd" in metrics:
             self.progress.update(self.task, note=f"FD {metrics['fd']:.3g} (floor {metrics.get('fd_floor', math.nan):.3g})")
 
-    def close(self) -> None:
+    def on_end(self) -> None:
         self.progress.stop()
 
 
@@ -95,7 +95,7 @@ class LineReporter(BaseReporter):
     def on_checkpoint(self, step: int) -> None:
         click.echo(f"checkpoint at step {step}", err=True)
 
-    def close(self) -> None:
+    def on_end(self) -> None:
         sys.stderr.flush()
 
 

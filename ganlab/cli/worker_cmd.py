@@ -17,7 +17,7 @@ from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
 from ganlab.names import printable
 from ganlab.store.models import utcnow
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
-from ganlab.worker.child import LOG_NAME
+from ganlab.training.run_dir import LOG_NAME
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.gpus import parse_gpus
 from ganlab.worker.loop import Worker, WorkerOptions
