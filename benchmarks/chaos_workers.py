@@ -192,7 +192,7 @@ def scan(mark: bytes) -> list[_Proc]:
             kind = "worker"
         elif b"ganlab.worker.standby" in argv and not out.endswith("train.log"):
             kind = "standby"  # pre-started, not handed an experiment
-        elif b"train" in argv or b"ganlab.worker.standby" in argv:
+        elif b"ganlab.worker.child_main" in argv or b"ganlab.worker.standby" in argv or b"train" in argv:
             kind = "trainer"
         else:
             continue

@@ -264,3 +264,23 @@ class Resolver:
         if isinstance(found, GanlabError):
             raise found
         return found
+
+
+def checked_config(registry: Registry, raw: Any, where: str) -> ExperimentConfig:
+    """A resolved config as stored (a config file, a queue row), checked against the installed plugins.
+
+    The same rules as the queue's: resolving it again must give it back
+    unchanged. ConfigError naming ``where`` otherwise.
+    """
+    try:
+        config = ExperimentConfig.from_dict(raw)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{where} is not a ganlab config ({type(exc).__name__}: {exc})") from None
+    sets: dict[str, Any] = {}
+    for section, params in (("arch", config.arch_params), ("dataset", config.dataset_params),
+                            ("loss", config.loss_params), ("augment", config.augment_params), ("train", config.train)):
+        sets.update({f"{section}.{k}": v for k, v in params.items() if v is not None})
+    checked = Resolver(registry).resolve(config.architecture, config.dataset, config.loss, sets, config.augmentation)
+    if checked.to_json() != config.to_json():
+        raise ConfigError(f"{where} is incomplete or out of date for the installed plugins; re-create it with 'ganlab queue add'")
+    return checked

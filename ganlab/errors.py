@@ -38,11 +38,12 @@ class PluginValidationError(PluginError):
 class PluginRefused(PluginError):
     """A worker child refuses to run an experiment's local plugin files (changed, moved or not allowed here).
 
-    Retrying cannot help until someone acts, so ``ganlab train`` exits with
-    :attr:`exit_code` and the worker marks the experiment failed, not requeued.
+    Retrying cannot help until someone acts, so the ending is ``refused`` (its exit
+    status in ``ganlab.training.report.EXIT_CODES``) and the worker marks the
+    experiment failed, not requeued.
     """
 
-    exit_code = 5
+    ending = "refused"
 
 
 class ConfigError(GanlabError):
@@ -90,8 +91,8 @@ class DatabaseUnreachable(StoreError):
 class RunDirBusy(GanlabError):
     """Another live trainer holds the run directory; retry once it has exited.
 
-    ``ganlab train`` exits with :attr:`exit_code`; the worker requeues the
-    experiment (the holder is most likely an orphan still stopping).
+    The ending is ``busy`` (its exit status in ``ganlab.training.report.EXIT_CODES``);
+    the worker requeues the experiment (the holder is most likely an orphan still stopping).
     """
 
-    exit_code = 6
+    ending = "busy"

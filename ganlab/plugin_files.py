@@ -220,6 +220,55 @@ def execute(file: SourceFile, modname: str) -> ModuleType:
     return module
 
 
+def verified_pins(directory: Path | None, pinned: tuple[PinnedFile, ...]) -> tuple[list[tuple[Path, SourceFile]], list[SourceFile]]:
+    """A worker child's recorded files, each verified: in this folder, safely owned, with the recorded bytes.
+
+    Returns the plugin files (to run) and the helper files (``_name.py``, to import from these
+    verified bytes only). Raises PluginRefused (nothing of any file has run yet) naming the file
+    and what to do.
+    """
+    unique = list({p.path: p for p in pinned}.values())
+    if not unique:
+        return [], []
+    if directory is None:
+        raise PluginRefused(
+            f"this experiment uses plugin file {unique[0].path}, but local plugins are off here "
+            f"(--no-local-plugins, or no plugins folder where the worker started); run it on a worker "
+            f"started with --plugins-dir {unique[0].path.parent}"
+        )
+    folder = absolute(directory)
+    check_folder(folder)
+    plugins: list[tuple[Path, SourceFile]] = []
+    helpers: list[SourceFile] = []
+    for pin in unique:
+        if pin.path.parent != folder or pin.path.suffix != ".py":
+            raise PluginRefused(
+                f"this experiment uses plugin file {pin.path}, which is not a plugin file of this worker's "
+                f"plugins folder {folder}; run it on a worker started with --plugins-dir {pin.path.parent}"
+            )
+        helper = pin.path.name.startswith("_")
+        what = "helper file" if helper else "plugin file"
+        try:
+            file = read_source(pin.path, what)
+        except OSError as exc:
+            raise PluginRefused(
+                f"{what} {pin.path}, recorded when this experiment was queued, cannot be read "
+                f"({exc.strerror}), so none of it ran; restore it"
+            ) from None
+        except PluginError as exc:
+            raise PluginRefused(str(exc)) from None
+        if file.sha256 != pin.sha256:
+            raise PluginRefused(
+                f"{what} {pin.path} changed since this experiment was queued "
+                f"(sha256 {pin.sha256} -> {file.sha256}), so none of it ran; check the change"
+            )
+        if helper:
+            helpers.append(file)
+        else:
+            plugins.append((pin.path, file))
+    return plugins, helpers
+
+
 __all__ = [
     "MAX_HELPERS",
     "MAX_RECORDED",
@@ -233,4 +282,5 @@ __all__ = [
     "pin_values",
     "read_source",
     "verified_spec",
+    "verified_pins",
 ]

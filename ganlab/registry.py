@@ -32,9 +32,9 @@ from typing import Any
 import pluggy
 
 from ganlab import hookspecs
-from ganlab.errors import PluginError, PluginRefused, PluginValidationError, first_line, summary_line
+from ganlab.errors import PluginError, PluginValidationError, first_line, summary_line
 from ganlab.params import suggest
-from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, absolute, check_folder, execute, read_source
+from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, check_folder, execute, read_source, verified_pins
 from ganlab.plugin_helpers import HelperFinder, activate, deactivate
 from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec
 
@@ -116,11 +116,15 @@ class Registry:
         self._loaded = True
         directory = resolve_plugins_dir(plugins_dir if local else "")
         # Local files are checked (and, when pinned, verified) before any plugin code runs.
-        files = self._pinned_files(directory, tuple(pinned)) if pinned is not None else (
-            self._folder_files(directory) if directory is not None else []
-        )
-        if directory is not None and pinned is None:
-            self._helpers = activate(directory)
+        if pinned is not None:
+            files, helpers = verified_pins(directory, tuple(pinned))
+            if directory is not None and (files or helpers):
+                # Helpers are imported by the plugins below, from these verified bytes only.
+                self._helpers = activate(directory, pinned=helpers)
+        else:
+            files = self._folder_files(directory) if directory is not None else []
+            if directory is not None:
+                self._helpers = activate(directory)
         if builtins:
             from ganlab.builtin import DEFAULT_PLUGINS
 
@@ -177,49 +181,6 @@ class Registry:
                 out.append((path, read_source(path)))
             except OSError as exc:
                 self.problems.append(Problem(str(path), f"plugin file {path} cannot be read: {exc.strerror}", path.stem))
-        return out
-
-    def _pinned_files(self, directory: Path | None, pinned: tuple[PinnedFile, ...]) -> list[tuple[Path, SourceFile]]:
-        """The recorded files, each verified: in this folder, safely owned, with the recorded bytes."""
-        unique = list({p.path: p for p in pinned}.values())
-        if not unique:
-            return []
-        if directory is None:
-            raise PluginRefused(
-                f"this experiment uses plugin file {unique[0].path}, but local plugins are off here "
-                f"(--no-local-plugins, or no plugins folder where the worker started); run it on a worker "
-                f"started with --plugins-dir {unique[0].path.parent}"
-            )
-        folder = absolute(directory)
-        check_folder(folder)
-        out: list[tuple[Path, SourceFile]] = []
-        helpers: list[SourceFile] = []
-        for pin in unique:
-            if pin.path.parent != folder or pin.path.suffix != ".py":
-                raise PluginRefused(
-                    f"this experiment uses plugin file {pin.path}, which is not a plugin file of this worker's "
-                    f"plugins folder {folder}; run it on a worker started with --plugins-dir {pin.path.parent}"
-                )
-            what = "helper file" if pin.path.name.startswith("_") else "plugin file"
-            try:
-                file = read_source(pin.path, what)
-            except OSError as exc:
-                raise PluginRefused(
-                    f"{what} {pin.path}, recorded when this experiment was queued, cannot be read "
-                    f"({exc.strerror}), so none of it ran; restore it"
-                ) from None
-            except PluginError as exc:
-                raise PluginRefused(str(exc)) from None
-            if file.sha256 != pin.sha256:
-                raise PluginRefused(
-                    f"{what} {pin.path} changed since this experiment was queued "
-                    f"(sha256 {pin.sha256} -> {file.sha256}), so none of it ran; check the change"
-                )
-            if pin.path.name.startswith("_"):
-                helpers.append(file)  # imported by the plugins below, from these verified bytes only
-            else:
-                out.append((pin.path, file))
-        self._helpers = activate(folder, pinned=helpers)
         return out
 
     def _run_file(self, path: Path, file: SourceFile) -> None:

@@ -29,7 +29,7 @@ from ganlab.cli import cli
 from ganlab.config import Resolver
 from ganlab.registry import load_plugins
 from ganlab.store import NewExperiment, Queue, Store
-from ganlab.worker.child import LOG_NAME
+from ganlab.training.run_dir import LOG_NAME
 
 DB_INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; the bound ganlab.limits sets for ids, steps, priorities
 BIG = str(10**20)  # past SQLite's 64-bit integers: an OverflowError in the driver

@@ -8,6 +8,7 @@ orphans killed real workers. The children then have init for a parent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,8 +23,8 @@ import pytest
 from click.testing import CliRunner
 
 from ganlab.cli import cli
-from ganlab.errors import RunDirBusy
 from ganlab.training.checkpoint import load_checkpoint
+from ganlab.training.report import EXIT_CODES
 from ganlab.worker.lifeline import LIFELINE_FD_ENV, WORKER_PID_ENV
 from ganlab.worker.outcome import classify
 
@@ -203,7 +204,7 @@ def test_two_trainers_never_train_one_run_dir_at_once(tmp_path, reap):
     second = _train(run_dir, "--resume")
     reap.append(second.pid)
     _, err = second.communicate(timeout=300)
-    assert second.returncode == RunDirBusy.exit_code, err
+    assert second.returncode == EXIT_CODES["busy"], err
     assert "Traceback" not in err
     assert re.findall(r"^Error: .*", err, re.M) == [
         f"Error: run dir {run_dir} is in use by another trainer (pid {first.pid}); "
@@ -216,11 +217,19 @@ def test_two_trainers_never_train_one_run_dir_at_once(tmp_path, reap):
     life_read, life_write = os.pipe()
     env = {**os.environ, WORKER_PID_ENV: str(os.getpid()), LIFELINE_FD_ENV: str(life_read)}
     err_path = tmp_path / "third.err"
+    reports = os.open(os.devnull, os.O_WRONLY)  # its events are not read here: they must not fill a pipe
+    plugin = PLUGINS / "slow_build.py"
+    job = {"id": 1, "config": json.loads((run_dir / "config.json").read_text()), "run_dir": str(run_dir),
+           "report_fd": reports, "plugins_dir": str(PLUGINS),
+           "pins": [f"{hashlib.sha256(plugin.read_bytes()).hexdigest()}:{plugin}"]}
     with open(err_path, "w") as err_file:
-        third = subprocess.Popen([sys.executable, "-m", "ganlab", "--plugins-dir", str(PLUGINS), "train",
-                                  "--run-dir", str(run_dir), "-q", "--resume"], stdout=subprocess.PIPE,
-                                 stderr=err_file, text=True, env=env, pass_fds=[life_read])
+        third = subprocess.Popen([sys.executable, "-m", "ganlab.worker.child_main"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=err_file, text=True, env=env,
+                                 pass_fds=[life_read, reports])
+    third.stdin.write(json.dumps(job) + "\n")
+    third.stdin.close()
     os.close(life_read)
+    os.close(reports)
     reap.append(third.pid)
     try:
         waiting = f"waiting up to 120 s for the previous trainer of {run_dir} (pid {first.pid}) to exit"
@@ -231,7 +240,8 @@ def test_two_trainers_never_train_one_run_dir_at_once(tmp_path, reap):
         handed_over = int(re.search(r"at step (\d+)", first_out).group(1))
         _until(lambda: _checkpoint_step(run_dir) > handed_over, "the waiting trainer to train on")
         third.send_signal(signal.SIGTERM)
-        third_out, _ = third.communicate(timeout=300)
+        third_out = third.stdout.read()
+        third.wait(timeout=300)
     finally:
         os.close(life_write)
     assert third.returncode == 4, err_path.read_text()
@@ -239,8 +249,9 @@ def test_two_trainers_never_train_one_run_dir_at_once(tmp_path, reap):
 
 
 def test_the_worker_retries_a_run_dir_that_stayed_busy():
-    line = "Error: run dir /r/0001-x is in use by another trainer (pid 7); wait for it to exit or stop it, then retry"
-    outcome = classify(RunDirBusy.exit_code, None, f"=== header\n{line}")
+    line = "run dir /r/0001-x is in use by another trainer (pid 7); wait for it to exit or stop it, then retry"
+    result = {"status": "busy", "step": 0, "stage": "start", "kind": "error", "error": line}
+    outcome = classify(EXIT_CODES["busy"], result, f"=== header\nError: {line}")
     assert outcome.status == "failed" and outcome.retryable
     assert outcome.reason.startswith("run dir /r/0001-x is in use by another trainer (pid 7")
 

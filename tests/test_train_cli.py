@@ -155,14 +155,11 @@ def test_sample_writes_a_grid_and_exports_a_generator_that_loads_elsewhere(train
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     run_dir = tmp_path / "my run"  # a space: the printed resume command must still be one argument
-    read_fd, write_fd = os.pipe()
     args = [sys.executable, "-m", "ganlab", "--plugins-dir", str(PLUGINS), "train", "--arch", "tiny",
             "--dataset", "tiny-bars", "--steps", "1000000", "--batch-size", "16", *SETS,
-            "--run-dir", str(run_dir), "--report-fd", str(write_fd)]
+            "--run-dir", str(run_dir)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(args, cwd=REPO, env=env, pass_fds=(write_fd,), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    os.close(write_fd)
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -174,8 +171,6 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    with os.fdopen(read_fd) as fh:
-        events = [json.loads(line) for line in fh if line.strip()]
 
     assert proc.returncode == 4, stderr[-2000:]
     last = stdout.strip().splitlines()[-1]
@@ -184,10 +179,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     step = int(last.split("at step ")[1].split(",")[0])
     assert step > 0
     assert load_checkpoint(RunDir(run_dir).checkpoint("latest"))[1]["step"] == step
-    kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and "progress" in kinds and kinds[-1] == "result"
-    assert events[-1]["status"] == "stopped" and events[-1]["step"] == step
-    assert events[-2] == {"event": "checkpoint", "step": step}
+    # What a worker's child reports on the same stop: tests/test_child_main.py.
 
 
 def test_cli_reference_documents_train_and_sample_options():

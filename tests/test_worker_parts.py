@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ganlab.errors import ConfigError
-from ganlab.worker.channel import PipeReporter, ReportReader
+from ganlab.training.report_pipe import PipeReporter, ReportReader
 from ganlab.worker.gpus import parse_gpus, visible_gpus
 from ganlab.worker.outcome import classify
 
@@ -39,10 +39,11 @@ def test_bad_gpu_specs(spec, message, monkeypatch):
 def test_reports_cross_a_real_pipe_from_a_child_process():
     read_fd, write_fd = os.pipe()
     code = (
-        "import sys; from ganlab.worker.channel import PipeReporter;"
+        "import sys; from ganlab.training.report_pipe import PipeReporter;"
+        "from ganlab.training.report import TrainResult;"
         "r = PipeReporter(int(sys.argv[1])); r.on_start(0, 10);"
         "r.on_progress(5, {'g': 1.5, 'd': 0.5}, 12.0, 768.0);"
-        "r.on_result('succeeded', 10, {'fd': 3.0}, None); r.close()"
+        "r.on_result(TrainResult('succeeded', 10, {'fd': 3.0}, {'fd': 2.5})); r.close()"
     )
     child = subprocess.Popen([sys.executable, "-c", code, str(write_fd)], pass_fds=[write_fd])
     os.close(write_fd)
@@ -53,7 +54,8 @@ def test_reports_cross_a_real_pipe_from_a_child_process():
     child.wait()
     assert [e["event"] for e in events] == ["start", "progress", "result"]
     assert events[1]["losses"] == {"g": 1.5, "d": 0.5}
-    assert events[2]["metrics"] == {"fd": 3.0}
+    assert events[2] == {"event": "result", "status": "succeeded", "step": 10, "metrics": {"fd": 3.0, "best_fd": 2.5},
+                         "error": None}
 
 
 def test_reporter_survives_a_dead_worker():
@@ -65,21 +67,37 @@ def test_reporter_survives_a_dead_worker():
     reporter.close()
 
 
-def test_classification():
+def test_classification_reads_the_result_event():
     ok = classify(0, {"status": "succeeded", "metrics": {"fd": 1.0}}, "")
     assert (ok.status, ok.metrics) == ("succeeded", {"fd": 1.0})
+    late = classify(-signal.SIGKILL, {"status": "succeeded", "step": 9, "metrics": {}}, "")
+    assert late.status == "succeeded"  # killed after its result was sent: the result stands
     div = classify(3, {"status": "diverged", "step": 17, "error": None}, "")
     assert div.status == "diverged" and "step 17" in div.error and not div.retryable
     stopped = classify(4, {"status": "stopped", "step": 5}, "")
     assert stopped.status == "stopped"
+    bug = classify(1, {"status": "failed", "step": 3, "error": "ValueError: bad shape"}, "tail")
+    assert bug.reason == "Python exception: ValueError: bad shape" and not bug.retryable and bug.error.endswith("tail")
+    oom = classify(1, {"status": "failed", "step": 0, "stage": "start", "kind": "out_of_memory",
+                       "error": "ResourceExhaustedError: OOM when allocating tensor"}, "")
+    assert oom.reason.startswith("out of memory: ResourceExhaustedError") and oom.retryable
+    plain = classify(1, {"status": "failed", "step": 0, "stage": "start", "kind": "error",
+                         "error": "dataset 'folder' cannot be loaded"}, "Error: dataset 'folder' cannot be loaded")
+    assert plain.reason == "dataset 'folder' cannot be loaded" and not plain.retryable
+    refused = classify(5, {"status": "refused", "stage": "start", "kind": "error", "error": "plugin file x changed"},
+                       "", retry_command="ganlab queue retry 3 --rehash-plugins")
+    assert refused.status == "failed" and not refused.retryable
+    assert refused.error == "plugin file x changed; to run it again: ganlab queue retry 3 --rehash-plugins"
+
+
+def test_classification_falls_back_on_the_exit_status_only_without_a_result():
     killed = classify(-signal.SIGKILL, None, "step 10")
     assert killed.reason == "killed by signal 9 (SIGKILL) (often the out-of-memory killer)" and killed.retryable
-    oom = classify(1, None, "Traceback (most recent call last):\n...\ntensorflow.errors.ResourceExhaustedError: OOM when allocating tensor")
-    assert oom.reason.startswith("out of memory:") and oom.retryable
-    exc = classify(1, None, "Traceback (most recent call last):\n  File x\nValueError: bad shape")
-    assert exc.reason == "Python exception: ValueError: bad shape" and not exc.retryable
-    plain = classify(2, None, "Error: dataset 'folder' cannot be loaded")
-    assert plain.reason == "exited with code 2: Error: dataset 'folder' cannot be loaded" and not plain.retryable
+    # The log is detail for a user, never parsed: an OOM message in it changes nothing.
+    died = classify(1, None, "Traceback (most recent call last):\nResourceExhaustedError: OOM when allocating")
+    assert died.reason == "exited with code 1 without a result" and not died.retryable
+    assert died.error.endswith("OOM when allocating")
+    assert classify(6, None, "").retryable
 
 
 class _Training:

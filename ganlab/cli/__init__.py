@@ -10,8 +10,9 @@ import click
 from ganlab import __version__
 from ganlab.errors import ConfigError, GanlabError
 from ganlab.names import printable
-from ganlab.plugin_files import PinnedFile, absolute, check_folder
+from ganlab.plugin_files import absolute, check_folder
 from ganlab.registry import PLUGINS_DIR_ENV, Registry, load_plugins, resolve_plugins_dir
+from ganlab.training.report import exit_code
 
 
 class GanlabGroup(click.Group):
@@ -23,7 +24,7 @@ class GanlabGroup(click.Group):
         except GanlabError as exc:
             # Messages may quote stored values (paths, names): their control characters print as text.
             error = click.ClickException(printable(str(exc)))
-            error.exit_code = getattr(exc, "exit_code", error.exit_code)  # e.g. a refused plugin file: 5
+            error.exit_code = exit_code(exc)  # e.g. a run dir another process trains: 6
             raise error from None
 
 
@@ -31,18 +32,14 @@ class State:
     """Shared options of the top-level group, handed to subcommands via ``ctx.obj``.
 
     ``plugins_dir``: as given (None: ``$GANLAB_PLUGINS_DIR`` or ``./plugins``; ``""``: none).
-    ``pinned``: a worker child's recorded plugin files, the only local files it may load.
     """
 
-    def __init__(self, plugins_dir: str | None, *, local: bool = True, pinned: tuple[str, ...] | None = None) -> None:
+    def __init__(self, plugins_dir: str | None, *, local: bool = True) -> None:
         self.plugins_dir = plugins_dir
         self.local = local
-        self.pinned = pinned
 
     def registry(self) -> Registry:
-        # Parsed here, not by click: a malformed record is refused like a changed file (exit 5).
-        pins = tuple(PinnedFile.parse(v) for v in self.pinned) if self.pinned is not None else None
-        return load_plugins(self.plugins_dir if self.local else "", pinned=pins)
+        return load_plugins(self.plugins_dir if self.local else "")
 
     def worker_plugins_dir(self, *, local: bool = True) -> str | None:
         """The absolute plugins folder a worker's children may load recorded files from; None: no local files.
@@ -66,16 +63,13 @@ class State:
     help=f"Folder of local plugin files (default ./plugins; env {PLUGINS_DIR_ENV}); '' loads none.",
 )
 @click.option("--no-local-plugins", is_flag=True, help="Load no local plugin files (only built-in and installed plugins).")
-@click.option("--pinned-plugin", "pinned", multiple=True, hidden=True, metavar="SHA256:PATH",
-              help="Load only these local plugin files, each only if its bytes still have this hash (worker children).")
 @click.version_option(__version__, prog_name="ganlab")
 @click.pass_context
-def cli(ctx: click.Context, plugins_dir: str | None, no_local_plugins: bool,
-        pinned: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, plugins_dir: str | None, no_local_plugins: bool) -> None:
     """Plugin-based GAN experiments: queue sweeps, run them, compare them."""
     if no_local_plugins and plugins_dir:
         raise ConfigError(f"--no-local-plugins and --plugins-dir {plugins_dir} contradict each other; give one of them")
-    ctx.obj = State(plugins_dir, local=not no_local_plugins, pinned=pinned or None)
+    ctx.obj = State(plugins_dir, local=not no_local_plugins)
 
 
 def _register_commands() -> None:

@@ -1,15 +1,10 @@
-"""``ganlab train``: run one experiment in the foreground (the worker runs the same command in a child)."""
+"""``ganlab train``: run one experiment in the foreground (through the same entry as the worker's children)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
-import signal
 import stat
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +12,14 @@ import click
 from rich.markup import escape
 
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options, single_config
-from ganlab.config import ExperimentConfig, Resolver
+from ganlab.config import ExperimentConfig, checked_config
 from ganlab.errors import ConfigError
-from ganlab.limits import DB_INT_MAX
 from ganlab.names import check_name, printable
 from ganlab.registry import Registry
-from ganlab.training.backend import activate_backend, prefer_backend
-from ganlab.training.report import EXIT_CODES, MultiReporter, StopFlag, TrainResult
-from ganlab.training.run_dir import RunDir, derive_run_dir
-
-DEFAULT_RUNS_DIR = "runs"
-
-#: How long a worker's child waits for another trainer of its run dir to exit (twice the time an
-#: orphaned trainer gets to stop: ganlab.worker.lifeline.ORPHAN_GRACE_S).
-RUN_DIR_WAIT_S = 120.0
+from ganlab.training.backend import prefer_backend
+from ganlab.training.experiment import run_experiment
+from ganlab.training.report import EXIT_CODES
+from ganlab.training.run_dir import RunDir, user_run_dir
 
 
 @click.command("train")
@@ -43,8 +32,6 @@ RUN_DIR_WAIT_S = 120.0
 @click.option("--config-file", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Run an already resolved config (JSON, as saved in a run's config.json) instead of the options.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display; print only the result.")
-@click.option("--report-fd", "report_fd", type=click.IntRange(0, DB_INT_MAX), default=None, hidden=True,
-              help="File descriptor for JSON-lines progress events (used by the worker).")
 @click.pass_context
 def train(
     ctx: click.Context,
@@ -54,18 +41,14 @@ def train(
     resume: bool,
     config_file: str | None,
     quiet: bool,
-    report_fd: int | None,
 ) -> None:
     """Train one experiment in the foreground, with checkpoints, metrics and TensorBoard logs.
 
     Takes the same options as 'ganlab queue add' (one experiment, no sweep).
     Ctrl-C writes a checkpoint and exits; --resume --run-dir DIR continues it.
     Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable),
-    5 refused (a plugin file pinned by the worker changed; nothing ran),
     6 another process is training the run dir.
     """
-    # First of all, as a worker's child: notice the worker's death even during the imports below.
-    watch = _worker_watch()
     if name is not None:
         check_name(name, what="--name")
     if run_dir is not None:
@@ -76,40 +59,12 @@ def train(
     prefer_backend(_backend_hint(experiment, run_dir, resume, config_file))
     registry = ctx.obj.registry()
     config = _config(registry, experiment, run_dir, resume, config_file)
-    # --run-dir is the user's choice; a directory made from a name stays inside runs/.
-    directory = Path(run_dir) if run_dir else derive_run_dir(DEFAULT_RUNS_DIR, name or default_run_name(config))
-    activate_backend(config.train["backend"])
+    directory = user_run_dir(run_dir, name or default_run_name(config))
     if run_dir is None:
         check_run_dir(directory)
 
-    from ganlab.training import train as run_training
-
-    stop = StopFlag()
-    pipe = _pipe_reporter(report_fd, watch)
     display = _display(escape(printable(directory.name)), quiet)  # the bar's label is rich markup
-    reporter = MultiReporter(*(r for r in (display, pipe, watch) if r is not None), stop=stop)
-    # A worker's child waits for a previous trainer of its run (one whose worker died) to finish stopping.
-    wait_s = RUN_DIR_WAIT_S if watch is not None else 0.0
-    try:
-        with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(directory):
-            result = run_training(config, directory, resume=resume, reporter=reporter, registry=registry,
-                                  wait_s=wait_s)
-    finally:
-        if display is not None:
-            display.close()
-    orphaned = watch is not None and watch.gone()
-    if orphaned and result.status == "succeeded":
-        # Nobody is left to record it: the worker that resumes the run records it (at once, all steps
-        # being done), so the log says "succeeded" once, for the attempt whose result counts.
-        result.status = "stopped"
-    # The log line first: once the worker has the result it may record it and be killed with this
-    # process at any moment, and a row marked succeeded must never have a log that does not say so.
-    _print_result(result, stop, orphaned)
-    if pipe is not None:
-        # The worker stores these in the database: 'ganlab compare' shows final and best values.
-        best = {f"best_{k}": v for k, v in result.best_metrics.items()}
-        pipe.on_result(result.status, result.step, {**result.metrics, **best}, result.error)
-        pipe.close()
+    result = run_experiment(config, directory, display, registry=registry, resume=resume)
     ctx.exit(EXIT_CODES[result.status])
 
 
@@ -150,18 +105,6 @@ def _read_only(folder: Path) -> bool:
 
 def _refuse(directory: Path, why: str) -> ConfigError:
     return ConfigError(f"cannot use {directory} as the run dir: {why}; choose another --run-dir")
-
-
-@contextmanager
-def _run_dir_errors(directory: Path) -> Iterator[None]:
-    """Turn a failure to create the run dir's files (a full disk, a race with the checks) into one line."""
-    try:
-        yield
-    except OSError as exc:
-        where = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else None
-        if where is None or not Path(where).is_relative_to(os.path.abspath(directory)):
-            raise
-        raise ConfigError(f"cannot write the run dir {directory}: {exc.strerror} ({where})") from None
 
 
 def _options_given(experiment: ExperimentOptions) -> list[str]:
@@ -216,58 +159,12 @@ def load_config_file(registry: Registry, path: str) -> ExperimentConfig:
     """Read a resolved config and check it against the installed plugins (same rules as the queue)."""
     try:
         raw = json.loads(Path(path).read_text())
-        config = ExperimentConfig.from_dict(raw)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} is not a ganlab config ({type(exc).__name__}: {exc})") from None
-    sets: dict[str, Any] = {}
-    for section, params in (("arch", config.arch_params), ("dataset", config.dataset_params),
-                            ("loss", config.loss_params), ("augment", config.augment_params), ("train", config.train)):
-        sets.update({f"{section}.{k}": v for k, v in params.items() if v is not None})
-    checked = Resolver(registry).resolve(config.architecture, config.dataset, config.loss, sets, config.augmentation)
-    if checked.to_json() != config.to_json():
-        raise ConfigError(f"{path} is incomplete or out of date for the installed plugins; re-create it with 'ganlab queue add'")
-    return checked
-
-
-def _worker_watch() -> Any:
-    """The lifeline to the worker that started this process, if one did (see ganlab.worker.lifeline)."""
-    from ganlab.worker.lifeline import install_from_env
-
-    return install_from_env()
-
-
-def _pipe_reporter(fd: int | None, watch: Any) -> Any:
-    if fd is None:
-        return None
-    from ganlab.worker.channel import PipeReporter
-
-    return PipeReporter(fd, watch.worker_pid if watch is not None else None)
+    return checked_config(registry, raw, path)
 
 
 def _display(label: str, quiet: bool) -> Any:
     from ganlab.cli.train_progress import make_display
 
     return make_display(label, quiet)
-
-
-def _print_result(result: TrainResult, stop: StopFlag, orphaned: bool = False) -> None:
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    where = result.run_dir
-    metrics = "  ".join(f"{k} {result.metrics[k]:.4g}" for k in ("fd", "fd_floor", "kid") if k in result.metrics)
-    if result.status == "succeeded" and result.start_step >= result.step > 0:
-        # A resume of a finished run (its worker died before recording it): this process trained nothing.
-        click.echo(f"already complete at step {result.step}, nothing left to train  {metrics}  ({where})")
-    elif result.status == "succeeded":
-        click.echo(f"succeeded at step {result.step}  {metrics}  ({where})")
-    elif result.status == "stopped":
-        why = " (its worker is gone)" if orphaned else f" on {stop.signal_name}" if stop.signal_name else ""
-        click.echo(f"stopped{why} at step {result.step}, checkpoint written; continue with: "
-                   f"ganlab train --resume --run-dir {shlex.quote(str(where))}")
-    elif result.status == "diverged":
-        click.echo(f"diverged: {result.error} ({where})", err=True)
-    else:
-        if result.traceback:
-            click.echo(result.traceback.rstrip(), err=True)
-        click.echo(f"Error: training failed at step {result.step}: {result.error}", err=True)
-    sys.stdout.flush()

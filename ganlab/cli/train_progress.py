@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Mapping
 
-import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ganlab.training.progress_format import format_losses, format_rate
+from ganlab.training.progress_format import LineReporter, format_losses, format_rate
 from ganlab.training.report import BaseReporter
 
 
@@ -50,38 +48,8 @@ class ProgressReporter(BaseReporter):
         if self.task is not None and "fd" in metrics:
             self.progress.update(self.task, note=f"FD {metrics['fd']:.3g} (floor {metrics.get('fd_floor', math.nan):.3g})")
 
-    def close(self) -> None:
+    def on_end(self) -> None:
         self.progress.stop()
-
-
-class LineReporter(BaseReporter):
-    """One line per log interval (at most every ``min_interval`` seconds): for logs and pipes."""
-
-    def __init__(self, min_interval: float = 5.0) -> None:
-        self.min_interval = min_interval
-        self.total = 0
-        self._last = -math.inf
-
-    def on_start(self, start_step: int, total_steps: int) -> None:
-        self.total = total_steps
-        click.echo(f"training from step {start_step} to {total_steps}", err=True)
-
-    def on_progress(self, step: int, losses: Mapping[str, float], steps_per_s: float, images_per_s: float) -> None:
-        now = time.monotonic()
-        if now - self._last < self.min_interval and step < self.total:
-            return
-        self._last = now
-        click.echo(f"step {step}/{self.total}  {format_rate(steps_per_s, images_per_s)}  {format_losses(losses)}", err=True)
-
-    def on_eval(self, step: int, metrics: Mapping[str, float]) -> None:
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
-        click.echo(f"eval at step {step}: {shown}", err=True)
-
-    def on_checkpoint(self, step: int) -> None:
-        click.echo(f"checkpoint at step {step}", err=True)
-
-    def close(self) -> None:
-        sys.stderr.flush()
 
 
 def make_display(label: str, quiet: bool) -> ProgressReporter | LineReporter | None:

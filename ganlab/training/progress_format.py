@@ -1,9 +1,13 @@
-"""How training progress reads as text: shared by ``ganlab train``'s display and the worker's status line."""
+"""How training progress reads as text: ``ganlab train``'s lines, the worker's run logs and its status line."""
 
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Mapping
+
+from ganlab.training.report import BaseReporter
 
 #: Losses shown, with short labels; the rest are in TensorBoard.
 SHOWN_LOSSES = {"loss/discriminator": "D", "loss/generator": "G", "loss/penalty": "pen"}
@@ -23,3 +27,37 @@ def format_rate(steps_per_s: float, images_per_s: float) -> str:
     if not math.isfinite(steps_per_s):
         return "compiling"
     return f"{steps_per_s:.1f} steps/s  {images_per_s:,.0f} img/s"
+
+
+class LineReporter(BaseReporter):
+    """One line per log interval (at most every ``min_interval`` seconds) on stderr.
+
+    ``ganlab train`` prints these when stderr is not a terminal; a worker's
+    child prints them into the run's ``train.log``, which ``ganlab logs`` shows.
+    """
+
+    def __init__(self, min_interval: float = 5.0) -> None:
+        self.min_interval = min_interval
+        self.total = 0
+        self._last = -math.inf
+
+    def _say(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def on_start(self, start_step: int, total_steps: int) -> None:
+        self.total = total_steps
+        self._say(f"training from step {start_step} to {total_steps}")
+
+    def on_progress(self, step: int, losses: Mapping[str, float], steps_per_s: float, images_per_s: float) -> None:
+        now = time.monotonic()
+        if now - self._last < self.min_interval and step < self.total:
+            return
+        self._last = now
+        self._say(f"step {step}/{self.total}  {format_rate(steps_per_s, images_per_s)}  {format_losses(losses)}")
+
+    def on_eval(self, step: int, metrics: Mapping[str, float]) -> None:
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+        self._say(f"eval at step {step}: {shown}")
+
+    def on_checkpoint(self, step: int) -> None:
+        self._say(f"checkpoint at step {step}")

@@ -2,7 +2,10 @@
 
 The trainer never imports the worker or the CLI. Both hand it an object with
 the :class:`Reporter` methods (:class:`BaseReporter` gives no-op defaults to
-subclass) and read back a :class:`TrainResult`.
+subclass) and read back a :class:`TrainResult`. Around the trainer,
+:func:`ganlab.training.experiment.run_experiment` also calls two optional
+methods: ``on_end()`` once training is over (a display closes there, before
+the result line is printed) and ``on_result(result)`` after that line.
 """
 
 from __future__ import annotations
@@ -17,8 +20,17 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 Status = Literal["succeeded", "diverged", "stopped", "failed"]
 
-#: Exit status of ``ganlab train`` for each ending (the worker reads it from its child).
-EXIT_CODES: dict[str, int] = {"succeeded": 0, "failed": 1, "diverged": 3, "stopped": 4}
+#: Exit status of ``ganlab train`` and of a worker's child for each ending: the one table. The worker
+#: reads the ending from the child's result event and falls back on this only for a child that died
+#: without one. ``refused``: a local plugin file the worker pinned changed, nothing ran
+#: (:class:`ganlab.errors.PluginRefused`); ``busy``: another process trains the run dir
+#: (:class:`ganlab.errors.RunDirBusy`).
+EXIT_CODES: dict[str, int] = {"succeeded": 0, "failed": 1, "diverged": 3, "stopped": 4, "refused": 5, "busy": 6}
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit status for a run that could not start because of ``error`` (its ``ending``, else failed)."""
+    return EXIT_CODES.get(getattr(error, "ending", "failed"), EXIT_CODES["failed"])
 
 
 @runtime_checkable
@@ -115,6 +127,12 @@ class MultiReporter(BaseReporter):
 
     def on_checkpoint(self, step: int) -> None:
         self._each("on_checkpoint", step)
+
+    def on_end(self) -> None:
+        self._each("on_end")
+
+    def on_result(self, result: TrainResult) -> None:
+        self._each("on_result", result)
 
     def should_stop(self) -> bool:
         if self.stop is not None and self.stop:

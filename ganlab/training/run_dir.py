@@ -10,19 +10,21 @@
       checkpoints/best.npz     the step with the lowest Fréchet distance so far
       metrics.jsonl            one line per evaluation, with its protocol
       samples/latest.png       the latest grid from the fixed noise batch
-      train.log, experiment.json   the worker's log of the run and the config it handed over
+      train.log                the worker's log of the run (its child's output, each attempt's header)
       train.lock               held by the process training the run (see ganlab.training.run_lock)
 
-Run directories made from a name (``ganlab train --name``, the worker's
-``RUNS/0042-NAME``) come from :func:`derive_run_dir`, the one place that
-turns a name into a directory: the name is made a slug again (a name read
-from the queue is untrusted) and the result must resolve inside the runs
-folder. Every file written in a run dir is first checked by
-:meth:`RunDir.output`, so a link inside it cannot redirect a write elsewhere.
+Run directories are named here and nowhere else: :func:`user_run_dir` for
+``ganlab train`` (``--run-dir``, or ``runs/NAME``), :func:`queued_run_dir`
+for the worker (``RUNS/0042-NAME``). A name becomes a directory only through
+:func:`derive_run_dir`: it is made a slug again (a name read from the queue
+is untrusted) and the result must resolve inside the runs folder. Every file
+written in a run dir is first checked by :meth:`RunDir.output`, so a link
+inside it cannot redirect a write elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -34,6 +36,16 @@ from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
 from ganlab.names import printable, slugify
 from ganlab.training.checkpoint import ResumePoint, checkpoint_path, resume_point
+
+#: Where ``ganlab train`` puts a run it names itself (relative to the working directory).
+DEFAULT_RUNS_DIR = "runs"
+
+#: The worker's log of the run (the child's output, a header per attempt).
+LOG_NAME = "train.log"
+
+#: Where an older worker also copied the config it handed its child: config.json holds it now,
+#: and a resumed run loses the copy.
+LEGACY_CONFIG = "experiment.json"
 
 
 def run_dir_name(name: str, exp_id: int | None = None) -> str:
@@ -72,6 +84,46 @@ def derive_run_dir(runs_root: str | os.PathLike[str], name: str, exp_id: int | N
     return path
 
 
+def user_run_dir(run_dir: str | os.PathLike[str] | None, name: str) -> Path:
+    """``ganlab train``'s run dir: ``--run-dir`` as given (the user's choice), else ``runs/NAME`` inside runs/."""
+    return Path(run_dir) if run_dir is not None else derive_run_dir(DEFAULT_RUNS_DIR, name)
+
+
+def queued_run_dir(runs_root: str | os.PathLike[str], exp_id: int, name: str,
+                   stored: str | None = None) -> tuple[Path, str | None]:
+    """A queued experiment's run dir, always its own inside ``runs_root``; with why ``stored`` was ignored.
+
+    The stored name and run dir are untrusted (any client can write them).
+    The directory is ``RUNS/0042-NAME`` with the name made a slug again; a run
+    dir ``stored`` by an earlier attempt is reused (to resume from its
+    checkpoint) only if it is this experiment's directory directly inside
+    ``runs_root`` (an older ganlab kept names that were no slug: its directory
+    still counts, by its id prefix), else it is ignored and the second value
+    says why. ConfigError if a link would lead outside, at the directory or at
+    one of the files the worker writes there before the trainer starts.
+    """
+    root = Path(runs_root).resolve()
+    path = derive_run_dir(root, name, exp_id)
+    note = None
+    if stored and Path(stored) != path:
+        if _own_dir(stored, exp_id, root):
+            path = Path(stored).resolve()
+        else:
+            note = (f"ignoring its stored run dir {stored}: it is not this experiment's directory in the runs "
+                    f"folder {root}; it runs in {path}")
+    RunDir(path).output(RunDir(path).log_file)
+    return path, note
+
+
+def _own_dir(stored: str, exp_id: int, root: Path) -> bool:
+    """Whether a stored run dir is experiment ``exp_id``'s directory directly inside ``root``."""
+    try:
+        path = Path(stored).resolve()
+    except (OSError, ValueError):  # a NUL byte, a loop of links: not a directory of ours
+        return False
+    return path.parent == root and path.name.startswith(f"{exp_id:04d}-")
+
+
 class RunDir:
     """Paths and small files of a run directory."""
 
@@ -93,6 +145,10 @@ class RunDir:
     @property
     def lock_file(self) -> Path:
         return self.path / "train.lock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG_NAME
 
     def checkpoint(self, which: str = "latest") -> Path:
         return checkpoint_path(self.path, which)
@@ -143,10 +199,13 @@ class RunDir:
         return resume_point(self.path) if resume else None
 
     def save_config(self, config: ExperimentConfig) -> None:
+        """Write config.json, the run's one copy of its config (an older worker's experiment.json goes)."""
         self.path.mkdir(parents=True, exist_ok=True)
         # Durable: a resume after a power cut starts from this file. Written once per run.
         with atomic_write(self.output(self.config_file)) as fh:
             fh.write((json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        with contextlib.suppress(OSError):  # a copy that cannot go does no harm: nothing reads it
+            (self.path / LEGACY_CONFIG).unlink()
 
     def append_metrics(self, record: Mapping[str, Any]) -> None:
         with open(self.output(self.metrics_file), "a", encoding="utf-8") as fh:

@@ -1,7 +1,7 @@
 """Training one experiment: data, compiled step, checkpoints, metrics and TensorBoard, in one loop.
 
-:func:`train` is the entry point shared by ``ganlab train`` and the worker's
-child process. Errors in the arguments, the run directory, the dataset or the
+:func:`train` is what :func:`ganlab.training.experiment.run_experiment`, the
+entry shared by ``ganlab train`` and the worker's child process, calls. Errors in the arguments, the run directory, the dataset or the
 plugins' networks are raised before training starts (GanlabError for user
 mistakes); once the loop runs, every ending is a :class:`TrainResult`.
 """

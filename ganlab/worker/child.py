@@ -1,11 +1,13 @@
-"""One training child process: started with ``ganlab train``, watched, stopped.
+"""One training child process: started, watched, stopped.
 
 Each experiment runs in its own process so a crash, an out-of-memory kill or
-a segfault takes down that experiment only. The child runs the same command
-a user would (``ganlab train --config-file … --run-dir … --resume``), pinned
-to one GPU, with its output appended to ``train.log`` in the run directory.
-It gets a lifeline to the worker (:mod:`ganlab.worker.lifeline`) so that it
-stops when the worker dies, whatever it is doing at that moment.
+a segfault takes down that experiment only. The child
+(``python -m ganlab.worker.child_main``, or a pre-started process) reads its
+job from stdin and runs the experiment through the same entry as
+``ganlab train``, pinned to one GPU, with its output appended to
+``train.log`` in the run directory. It gets a lifeline to the worker
+(:mod:`ganlab.worker.lifeline`) so that it stops when the worker dies,
+whatever it is doing at that moment.
 """
 
 from __future__ import annotations
@@ -21,15 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ganlab.atomicfile import atomic_write
 from ganlab.plugin_files import pin_values
 from ganlab.store.queue import Claim
-from ganlab.worker.channel import ReportReader
+from ganlab.training.report_pipe import ReportReader
+from ganlab.training.run_dir import RunDir
 from ganlab.worker.lifeline import close_fd, lifeline_env, new_lifeline
 from ganlab.worker.standby import Standby
-
-LOG_NAME = "train.log"
-CONFIG_NAME = "experiment.json"
 
 
 @dataclass
@@ -68,7 +67,7 @@ class Child:
 
     @property
     def log_path(self) -> Path:
-        return self.run_dir / LOG_NAME
+        return RunDir(self.run_dir).log_file
 
     def poll_reports(self) -> None:
         """Fold the child's new report lines into what the worker shows and heartbeats."""
@@ -132,36 +131,30 @@ def child_env(slot: str | None, backend: str) -> dict[str, str]:
     return env
 
 
-def plugin_argv(plugins_dir: str | None, recorded: Any) -> list[str]:
-    """The child's plugin options: only the experiment's recorded files, each pinned to its hash.
+def job(claim: Claim, run_dir: Path, plugins_dir: str | None) -> dict[str, Any]:
+    """What the child runs (see :mod:`ganlab.worker.child_main`); the pipe's number is added by who starts it.
 
-    Nothing else of the plugins folder is loaded, and an experiment that
-    recorded none (or was queued before files were recorded) loads none.
+    Only the experiment's recorded plugin files are pinned: nothing else of the
+    plugins folder is loaded, and an experiment that recorded none (or was
+    queued before files were recorded) loads none.
     """
-    pins = [f"--pinned-plugin={value}" for value in pin_values(recorded)]
-    # Without pins a child given a folder would load all of it: no pins, no folder.
-    return ([f"--plugins-dir={plugins_dir}"] if plugins_dir and pins else ["--no-local-plugins"]) + pins
+    return {"id": claim.id, "config": claim.experiment.config, "run_dir": str(run_dir),
+            "plugins_dir": plugins_dir, "pins": pin_values(claim.experiment.plugin_files)}
 
 
 def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plugins_dir: str | None,
           standby: Standby | None = None) -> Child:
-    """Start ``ganlab train`` for a claimed experiment (resuming if the run dir has a checkpoint).
+    """Start the child for a claimed experiment (resuming if the run dir has a checkpoint).
 
     With a ``standby`` of the experiment's backend, it runs there (framework
     already imported); otherwise, or if the standby died, in a fresh process.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    # Not durable: it is written again at every start of the experiment, and the child reads it at once.
-    config_file = run_dir / CONFIG_NAME
-    with atomic_write(config_file, durable=False) as fh:
-        fh.write(json.dumps(claim.experiment.config, indent=2, sort_keys=True).encode())
     backend = str(claim.experiment.config["train"]["backend"])
     if standby is not None and (standby.backend != backend or not standby.alive()):
         standby = None
-    argv = plugin_argv(plugins_dir, claim.experiment.plugin_files)
-    # Not --quiet: its progress lines (step, losses, evaluations) go to train.log for 'ganlab logs'.
-    argv += ["train", "--config-file", str(config_file), "--run-dir", str(run_dir), "--resume"]
-    log_path = run_dir / LOG_NAME
+    work = job(claim, run_dir, plugins_dir)
+    log_path = RunDir(run_dir).log_file
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     gpu = f"GPU {slot}" if slot is not None else "CPU"
     header = f"\n=== {stamp}: experiment {claim.id} attempt {claim.experiment.attempts}, worker {worker_id}, {gpu}"
@@ -169,7 +162,7 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
     if standby is not None:
         with open(log_path, "ab") as log:
             log.write(f"{header}, pre-started process {standby.process.pid} ===\n".encode())
-        handed = standby.assign(argv + ["--report-fd", str(standby.child_report_fd)], log_path)
+        handed = standby.assign(work, log_path)
         if handed is not None:
             process, reader, lifeline = handed
             return Child(claim, slot, run_dir, process, reader, lifeline, step=claim.experiment.step, total=total)
@@ -180,8 +173,8 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
     log.flush()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ganlab", *argv, "--report-fd", str(write_fd)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=[write_fd, life_read],
+            [sys.executable, "-m", "ganlab.worker.child_main"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, pass_fds=[write_fd, life_read],
             env={**child_env(slot, backend), **lifeline_env(life_read)},
             start_new_session=True,  # Ctrl-C reaches the worker only; it decides how children stop
         )
@@ -193,5 +186,16 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
         os.close(write_fd)
         os.close(life_read)
         log.close()
+    _hand_job(process, {**work, "report_fd": write_fd})
     return Child(claim, slot, run_dir, process, ReportReader(read_fd), life_write, step=claim.experiment.step,
                  total=total)
+
+
+def _hand_job(process: subprocess.Popen[bytes], work: dict[str, Any]) -> None:
+    """Write the job line; a child already gone is settled by its exit status like any other."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write((json.dumps(work) + "\n").encode())
+        process.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass

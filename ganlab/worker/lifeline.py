@@ -33,6 +33,8 @@ import sys
 import threading
 import time
 
+from ganlab.training.report import EXIT_CODES
+
 WORKER_PID_ENV = "GANLAB_WORKER_PID"
 LIFELINE_FD_ENV = "GANLAB_LIFELINE_FD"
 
@@ -40,8 +42,8 @@ LIFELINE_FD_ENV = "GANLAB_LIFELINE_FD"
 #: child the worker asks to stop: ganlab.worker.loop.STOP_GRACE_S).
 ORPHAN_GRACE_S = 60.0
 
-#: Exit status of a child that left because its worker was gone (resumable, like "stopped").
-EXIT_ORPHANED = 4
+#: Exit status of a child that left because its worker was gone (resumable: "stopped").
+EXIT_ORPHANED = EXIT_CODES["stopped"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 

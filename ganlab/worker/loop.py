@@ -22,8 +22,8 @@ from ganlab.errors import ConfigError, DatabaseUnreachable, LeaseLost, StoreErro
 from ganlab.slurm.env import SlurmTask, requeue, slurm_task
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.store.urls import db_hint
-from ganlab.training.run_dir import RunDir, derive_run_dir
-from ganlab.worker.child import CONFIG_NAME, LOG_NAME, Child, child_env, spawn
+from ganlab.training.run_dir import queued_run_dir
+from ganlab.worker.child import Child, child_env, spawn
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.outcome import classify, tail
 from ganlab.worker.standby import Standby, start_standby
@@ -237,39 +237,13 @@ class Worker:
         self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}) -> {run_dir}")
 
     def _run_dir(self, claim: Claim) -> Path:
-        """Where this experiment's files go: always a directory of its own inside the runs folder.
-
-        The stored name and run dir are untrusted (any client can write them).
-        The directory is ``RUNS/0042-NAME`` with the name made a slug again; a
-        run dir stored by an earlier attempt is reused (to resume from its
-        checkpoint) only if it is this experiment's directory in this runs
-        folder, else it is ignored. ConfigError if a link would lead outside.
-        """
+        """Where this experiment's files go: always a directory of its own inside the runs folder
+        (see :func:`ganlab.training.run_dir.queued_run_dir`). ConfigError if a link would lead outside."""
         exp = claim.experiment
-        root = self.options.runs_root.resolve()
-        derived = derive_run_dir(root, exp.name, exp.id)
-        if exp.run_dir and Path(exp.run_dir) != derived:
-            if self._own_dir(exp.run_dir, exp.id, root):
-                # An older ganlab kept names that are no slug: its directory still counts, by its id prefix.
-                derived = Path(exp.run_dir).resolve()
-            else:
-                self.display.event(f"#{claim.id}: ignoring its stored run dir {exp.run_dir}: it is not this "
-                                   f"experiment's directory in the runs folder {root}; it runs in {derived}")
-        rd = RunDir(derived)
-        # What spawn() writes there before the trainer starts: its log and the config (whose temporary
-        # file atomic_write creates with O_EXCL under a fresh name, so no planted link can redirect it).
-        for name in (LOG_NAME, CONFIG_NAME):
-            rd.output(name)
-        return derived
-
-    @staticmethod
-    def _own_dir(stored: str, exp_id: int, root: Path) -> bool:
-        """Whether a stored run dir is experiment ``exp_id``'s directory directly inside ``root``."""
-        try:
-            path = Path(stored).resolve()
-        except (OSError, ValueError):  # a NUL byte, a loop of links: not a directory of ours
-            return False
-        return path.parent == root and path.name.startswith(f"{exp_id:04d}-")
+        path, note = queued_run_dir(self.options.runs_root, exp.id, exp.name, exp.run_dir)
+        if note:
+            self.display.event(f"#{claim.id}: {note}")
+        return path
 
     def _watch_children(self) -> int:
         """Read reports, renew leases, settle the children that ended; returns how many ended."""

@@ -1,19 +1,20 @@
-"""Classifying how a training child ended: the status to store and whether to retry."""
+"""How a training child ended: the status to store and whether to retry.
+
+The child's ``result`` event (:mod:`ganlab.training.report_pipe`) says it;
+the exit status only stands in for a child that died without sending one (a
+signal, the out-of-memory killer, a crash of the interpreter). The log is
+never parsed: its tail only goes along as the detail a user reads.
+"""
 
 from __future__ import annotations
 
-import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganlab.errors import PluginRefused, RunDirBusy
 from ganlab.logfilter import without_noise
-from ganlab.worker.channel import EXIT_DIVERGED, EXIT_STOPPED, EXIT_SUCCEEDED
-
-_FRAME = re.compile(r'^  File ".*", line \d+', re.M)  # a traceback whose header scrolled out of the tail
-_OOM = re.compile(r"(out of memory|ResourceExhausted|RESOURCE_EXHAUSTED|MemoryError|OOM when allocating)", re.I)
+from ganlab.training.report import EXIT_CODES
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(without_noise(text.splitlines())[-lines:])
 
 
+def _with_tail(reason: str, log_tail: str) -> str:
+    return f"{reason}\n{log_tail}".strip()
+
+
 def classify(
     returncode: int, result: dict[str, Any] | None, log_tail: str, *, retry_command: str | None = None
 ) -> Outcome:
@@ -46,31 +51,44 @@ def classify(
 
     ``retry_command``: how a user requeues this experiment, appended to a refusal.
     """
-    if returncode == PluginRefused.exit_code and result is None:
+    if result is not None:
+        return _from_result(result, log_tail, retry_command)
+    return _from_exit_status(returncode, log_tail, retry_command)
+
+
+def _from_result(result: dict[str, Any], log_tail: str, retry_command: str | None) -> Outcome:
+    status = result.get("status")
+    metrics = result.get("metrics") if isinstance(result.get("metrics"), dict) else {}
+    error = str(result.get("error") or "").strip()
+    if status == "succeeded":
+        return Outcome("succeeded", "finished", metrics=metrics)
+    if status == "diverged":
+        return Outcome("diverged", "diverged", error=error or f"loss became NaN/Inf at step {result.get('step')}",
+                       metrics=metrics)
+    if status == "stopped":
+        return Outcome("stopped", "stopped on request", metrics=metrics)
+    if status == "refused":
         # Retrying would be refused the same way until someone looks: failed, not requeued.
-        said = [ln.removeprefix("Error: ").strip() for ln in log_tail.splitlines() if ln.startswith("Error: ")]
-        reason = said[-1] if said else "refused to run the experiment's local plugin files"
+        reason = error or "refused to run the experiment's local plugin files"
         fix = f"; to run it again: {retry_command}" if retry_command else ""
         return Outcome("failed", reason, error=reason + fix)
-    if result is not None and returncode in (EXIT_SUCCEEDED, EXIT_DIVERGED, EXIT_STOPPED):
-        status = result.get("status", "failed")
-        metrics = result.get("metrics") or {}
-        if status == "succeeded":
-            return Outcome("succeeded", "finished", metrics=metrics)
-        if status == "diverged":
-            error = result.get("error") or f"loss became NaN/Inf at step {result.get('step')}"
-            return Outcome("diverged", "diverged", error=error, metrics=metrics)
-        if status == "stopped":
-            return Outcome("stopped", "stopped on request", metrics=metrics)
-    if result is not None and result.get("status") == "failed":
-        # The trainer caught the exception itself and said what it was.
-        reason = f"Python exception: {str(result.get('error') or 'unknown error').strip()[:200]}"
-        return Outcome("failed", reason, error=f"{reason}\n{log_tail}".strip())
-    if returncode == RunDirBusy.exit_code and result is None:
+    if status == "busy":
         # Another trainer (say, one whose worker died) still held the run dir: worth another attempt later.
-        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "run dir in use by another trainer")
-        reason = last.strip().removeprefix("Error: ")[:300]
-        return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
+        reason = (error or "run dir in use by another trainer")[:300]
+        return Outcome("failed", reason, retryable=True, error=_with_tail(reason, log_tail))
+    kind = result.get("kind")
+    if kind == "out_of_memory":
+        reason = f"out of memory: {error[:200]}"
+        return Outcome("failed", reason, retryable=True, error=_with_tail(reason, log_tail))
+    if kind == "error":
+        # A ganlab error before training (a dataset missing here, a config out of date): its message says it all.
+        return Outcome("failed", error[:300] or "could not start", error=_with_tail(error, log_tail))
+    # The trainer (or the child, before training) caught an exception: a bug, not retried.
+    reason = f"Python exception: {(error or 'unknown error')[:200]}"
+    return Outcome("failed", reason, error=_with_tail(reason, log_tail))
+
+
+def _from_exit_status(returncode: int, log_tail: str, retry_command: str | None) -> Outcome:
     if returncode < 0:
         sig = -returncode
         try:
@@ -79,17 +97,10 @@ def classify(
             name = f"signal {sig}"
         hint = " (often the out-of-memory killer)" if sig == signal.SIGKILL else ""
         reason = f"killed by signal {sig} ({name}){hint}"
-        return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
-    oom = _OOM.search(log_tail)
-    if oom:
-        line = next((ln for ln in reversed(log_tail.splitlines()) if _OOM.search(ln)), oom.group(0))
-        reason = f"out of memory: {line.strip()[:200]}"
-        return Outcome("failed", reason, retryable=True, error=f"{reason}\n{log_tail}".strip())
-    if "Traceback (most recent call last)" in log_tail or _FRAME.search(log_tail):
-        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
-        reason = f"Python exception: {last.strip()[:200]}"
-        # The reason first, as for every other ending: the tail may start mid-traceback.
-        return Outcome("failed", reason, error=f"{reason}\n{log_tail}")
-    last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
-    reason = f"exited with code {returncode}" + (f": {last.strip()[:200]}" if last else "")
-    return Outcome("failed", reason, error=log_tail or reason)
+        return Outcome("failed", reason, retryable=True, error=_with_tail(reason, log_tail))
+    if returncode == EXIT_CODES["refused"]:
+        return _from_result({"status": "refused"}, log_tail, retry_command)
+    if returncode == EXIT_CODES["busy"]:
+        return _from_result({"status": "busy"}, log_tail, retry_command)
+    reason = f"exited with code {returncode} without a result"
+    return Outcome("failed", reason, error=_with_tail(reason, log_tail))

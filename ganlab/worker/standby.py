@@ -4,9 +4,10 @@ Starting a child costs seconds before the first training step (Python, then
 Keras and its backend), and the GPU would sit idle for all of them between
 experiments. So while an experiment trains, the worker starts the next
 slot's process in advance: it imports the framework, then blocks reading one
-line from stdin. When the worker assigns it an experiment it points its
-stdout and stderr at the run's ``train.log`` and runs the very same
-``ganlab train …`` command line in-process.
+line from stdin. When the worker assigns it an experiment (the job a fresh
+child would read, plus where its log goes) it points its stdout and stderr at
+the run's ``train.log`` and runs the very same job in-process
+(:func:`ganlab.worker.child_main.run_job`).
 
 It stays one process per experiment: a standby runs one experiment and exits,
 so a crash or a leaked allocation still cannot reach the next run. The
@@ -26,9 +27,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ganlab.training.report_pipe import ReportReader
 from ganlab.worker import lifeline
-from ganlab.worker.channel import ReportReader
 
 
 @dataclass
@@ -45,8 +47,10 @@ class Standby:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def assign(self, argv: list[str], log: Path) -> tuple[subprocess.Popen[bytes], ReportReader, int] | None:
-        """Hand over ``ganlab argv`` with output to ``log``; None if the standby is gone (start fresh).
+    def assign(self, job: dict[str, Any], log: Path) -> tuple[subprocess.Popen[bytes], ReportReader, int] | None:
+        """Hand over ``job`` (see :mod:`ganlab.worker.child_main`) with output to ``log``; None if the standby is gone.
+
+        Its ``report_fd`` is set here: the pipe this standby was started with. With None, start a fresh process.
 
         Returns the process, its report reader and its lifeline's write end,
         which the caller now owns (closing it tells the process its worker is gone).
@@ -54,9 +58,9 @@ class Standby:
         if not self.alive() or self.process.stdin is None:
             self.discard()
             return None
-        job = json.dumps({"argv": argv, "log": str(log)}) + "\n"
+        line = json.dumps({**job, "report_fd": self.child_report_fd, "log": str(log)}) + "\n"
         try:
-            self.process.stdin.write(job.encode())
+            self.process.stdin.write(line.encode())
             self.process.stdin.close()
         except (BrokenPipeError, OSError):
             self.discard()
@@ -107,15 +111,16 @@ def start_standby(slot: str | None, backend: str, env: dict[str, str]) -> Standb
 
 
 def _warm_up() -> None:
-    """Import what ``ganlab train`` needs, then rehearse one step (the backend comes from $KERAS_BACKEND)."""
+    """Import what a training child needs, then rehearse one step (the backend comes from $KERAS_BACKEND)."""
     from ganlab.training import keras_import
 
     keras_import.install(os.environ.get("KERAS_BACKEND"))
     import keras  # noqa: F401
 
-    import ganlab.cli  # noqa: F401
     import ganlab.metrics  # noqa: F401
     import ganlab.tblog.writer  # noqa: F401
+    import ganlab.training.experiment  # noqa: F401
+    import ganlab.training.report_pipe  # noqa: F401
     import ganlab.training.trainer  # noqa: F401
 
     try:
@@ -153,25 +158,23 @@ def _rehearse(backend: str) -> None:
 
 def _serve() -> int:
     # First, before the imports that take seconds: a worker that dies meanwhile ends this process at once.
-    lifeline.install_from_env()
+    watch = lifeline.install_from_env()
     _warm_up()
-    line = sys.stdin.buffer.readline()
-    if not line:
+    from ganlab.worker.child_main import read_job, run_job
+
+    job = read_job(sys.stdin.buffer)
+    if job is None:
         return 0  # the worker needs no more experiments (or went away)
-    job = json.loads(line)
     sys.stdout.flush()
     sys.stderr.flush()
-    log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log = os.open(job.pop("log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    from ganlab.cli import cli
-
-    cli.main(args=job["argv"], prog_name="ganlab")  # exits with the command's status
-    return 0
+    return run_job(job, watch)
 
 
 if __name__ == "__main__":
