@@ -31,8 +31,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'experiments.db'}"
         return
+    yield from fresh_pg_database()
+
+
+def fresh_pg_database(prefix: str = "ganlab_test") -> Iterator[str]:
+    """For a fixture: the URL of a new, empty PostgreSQL database, dropped afterwards (skips when no server runs)."""
     admin = _pg_admin()
-    name = f"ganlab_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield PG_URL.format(name=name)

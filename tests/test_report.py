@@ -20,23 +20,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_tensorboard_e2e import EXPERIMENTS, PLUGINS, ROOT, TINY  # its three runs: two good, one diverging
 
 from ganlab.cli import cli
 from ganlab.store.queue import Queue
 from ganlab.tblog.events import read_events
 from ganlab.tblog.read import load_run, read_images, read_scalars
-
-ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = Path(__file__).resolve().parent / "training_plugins"
-TINY = ["--arch", "tiny", "--dataset", "tiny-bars", "--batch-size", "16", "--steps", "12",
-        "--set", "latent_dim=8", "--set", "eval_samples=64", "--set", "log_every=2", "--set", "sample_every=6",
-        "--set", "eval_every=6", "--set", "checkpoint_every=6"]
-# The discriminator is called twice per step: NaN from call 15 on means step 8, after the evaluation at step 6.
-EXPERIMENTS = {
-    "ns": ["--loss", "non-saturating", "--tag", "good"],
-    "hinge": ["--loss", "hinge", "--tag", "good"],
-    "nan": ["--loss", "non-saturating", "--set", "nan_after_calls=14", "--tag", "bad"],
-}
 
 
 def _browser():

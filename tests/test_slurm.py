@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _slurm_cluster import Cluster, slurm_cluster  # noqa: F401 - the session fixture
-from _store_db import PG_URL, _pg_admin
+from _store_db import fresh_pg_database
 from click.testing import CliRunner, Result
 from test_worker import PLUGINS, enqueue, record, wait_for
 
@@ -30,14 +29,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slurm]
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    admin = _pg_admin()  # skips loudly when no server runs
-    name = f"ganlab_slurm_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.format(name=name)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    yield from fresh_pg_database("ganlab_slurm")  # skips loudly when no server runs
 
 
 @pytest.fixture

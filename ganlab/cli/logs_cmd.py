@@ -18,7 +18,7 @@ from ganlab.names import printable
 from ganlab.store.lifecycle import FINAL_STATUSES
 from ganlab.store.queue import Queue
 from ganlab.store.records import ExperimentRecord
-from ganlab.worker.child import LOG_NAME
+from ganlab.training.run_dir import LOG_NAME
 
 #: Seconds between looks at a followed log (and at its experiment's status once the log is quiet).
 FOLLOW_POLL_S = 0.5
