@@ -69,4 +69,5 @@ def test_a_fresh_tensorflow_prints_only_noise_before_the_program(tmp_path: Path)
     assert any(is_noise(line) for line in raw), raw  # TensorFlow did say something first
     assert tail(log).splitlines() == ["program starts", "the real error"]
     outcome = classify(run.returncode, None, tail(log))
-    assert outcome.reason == "exited with code 1: the real error"
+    assert outcome.reason == "exited with code 1 without a result"
+    assert outcome.error.splitlines()[1:] == ["program starts", "the real error"]  # the detail starts at the program
