@@ -66,3 +66,4 @@ def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, runs_dir:
     render(rows, None, metric_names(rows), title="demo: dcgan on digits")
     click.echo(f"\nSee every curve, sample grid and the HParams table:  ganlab tensorboard --tag {DEMO_TAG}")
     click.echo(f"(or plain TensorBoard:  tensorboard --logdir {runs_dir})")
+    click.echo(f"Samples and curves side by side in one offline page:  ganlab report --tag {DEMO_TAG} -o report.html")
