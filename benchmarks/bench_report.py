@@ -211,9 +211,10 @@ the page queued has run; an empty page takes {baseline:.2f} s and {baseline_cpu:
 Chromium's own start-up). With 100 table rows a page the first screen holds
 the table and no figure. *Without script* is the same run on a copy of the
 page without report.js (the reference: Chromium reading, parsing and, for
-the dump, writing back 14 MB of inline data; the dump alone is about 2 s of
-it at 1,000 runs, work a browser showing the page does not do). *Table* is when the page's own clock saw the table
-drawn (a dump at the load event); *every figure drawn* is the same run as
+the dump, writing back the inline data, 14 MB at 1,000 runs; writing the dump
+is about 2 s of it, work a browser showing the page does not do). *Table* is
+when the page's own clock saw the table drawn (a dump at the load event);
+*every figure drawn* is the same run as
 *opened* with `#draw-all` in the URL, which draws every figure at once (the
 work of scrolling through the whole page). In brackets: CPU seconds (user +
 system of the process and the children it waited for; for Chromium this can
