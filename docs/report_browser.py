@@ -24,12 +24,14 @@ from hparams_screenshot import CHROMIUM_FLAGS, find_chromium, take_screenshot  #
 OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9")
 
 
-def dump_dom(page: Path, *, budget_ms: int | None = None, chromium: str | None = None,
+def dump_dom(page: Path, *, budget_ms: int | None = None, fragment: str = "", chromium: str | None = None,
              timeout: float = 300) -> tuple[str, float]:
     """The DOM of ``page`` after its scripts ran, and the seconds Chromium took (start to exit).
 
     Without ``budget_ms`` Chromium dumps at the load event, which comes after
-    the page's inline scripts (the report's table and plots) have run.
+    the page's inline scripts (the report's table) have run. ``fragment`` is
+    the URL's ``#`` part: ``draw-all`` makes the report draw every figure, not
+    only those scrolled into view; an element's id scrolls the window to it.
     """
     binary = chromium or find_chromium()
     if binary is None:
@@ -38,7 +40,7 @@ def dump_dom(page: Path, *, budget_ms: int | None = None, chromium: str | None =
         cmd = [binary, *CHROMIUM_FLAGS, *OFFLINE_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,900"]
         if budget_ms is not None:
             cmd.append(f"--virtual-time-budget={budget_ms}")
-        cmd += ["--dump-dom", Path(page).resolve().as_uri()]
+        cmd += ["--dump-dom", Path(page).resolve().as_uri() + (f"#{fragment}" if fragment else "")]
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         seconds = time.perf_counter() - start
@@ -51,8 +53,8 @@ def dump_dom(page: Path, *, budget_ms: int | None = None, chromium: str | None =
 def screenshot(page: Path, out: Path, *, width: int = 1400, height: int = 1600) -> Path:
     """A PNG of ``page`` as headless Chromium draws it."""
     # 3 s of virtual time: plotly has drawn by then (virtual time waits for the CPU work); with larger
-    # budgets Chromium 1xx sometimes never takes the shot.
-    return take_screenshot(Path(page).resolve().as_uri(), out, width=width, height=height, budget_ms=3000)
+    # budgets Chromium 1xx sometimes never takes the shot. Every figure drawn, not only those in view.
+    return take_screenshot(Path(page).resolve().as_uri() + "#draw-all", out, width=width, height=height, budget_ms=3000)
 
 
 def main(argv: list[str] | None = None) -> int:

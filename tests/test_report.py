@@ -93,7 +93,8 @@ def test_report_opens_offline_in_chromium(runs, tmp_path: Path) -> None:
     # Self-contained: nothing is loaded from anywhere (the page's policy forbids it too).
     assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:|//)""", source)
     assert "default-src 'none'" in source
-    dom, _ = browser.dump_dom(page, budget_ms=5000)
+    # "#draw-all": every figure, not only those in the window (see test_report_draws_figures_as_they_scroll_in).
+    dom, _ = browser.dump_dom(page, budget_ms=5000, fragment="draw-all")
     assert 'data-ready="1"' in dom, "the figures were not all drawn"
     body = dom[dom.index('<tbody id="rows">'):]
     body = body[:body.index("</tbody>")]
@@ -112,10 +113,32 @@ def test_report_opens_offline_in_chromium(runs, tmp_path: Path) -> None:
     assert by_run[ids["run-nan"]] == ["step 6"]
     assert by_run[ids["run-ns"]][0] == "step 6" and by_run[ids["run-hinge"]][0] == "step 6"
     # Curves and the parallel-coordinates plot, drawn by plotly into their divs.
-    plots = re.findall(r'<div class="plot[^"]*" id="(curve-\d+-\d|parallel)"[^>]*>(.{0,400})', dom)
-    drawn = {pid for pid, inner in plots if "plot-container" in inner}
+    drawn = _drawn(dom)
     assert {"curve-0-0", "curve-0-1"} <= drawn  # metrics/fd against step and wall time
     assert len([p for p in drawn if p.startswith("curve-")]) >= 4  # fd, kid, and the losses
+
+
+def _drawn(dom: str) -> set[str]:
+    return {pid for pid, inner in re.findall(r'<div class="plot[^"]*" id="([\w-]+)"[^>]*>(.{0,400})', dom)
+            if "plot-container" in inner}
+
+
+@needs_chromium
+def test_report_draws_figures_as_they_scroll_in(runs, tmp_path: Path) -> None:
+    """In a 1400x900 window the last figure, far below the table, is drawn only once scrolled to."""
+    url, _, _ = runs
+    page = tmp_path / "report.html"
+    _report(url, page)
+    ids = re.findall(r'<div class="plot" id="([\w-]+)"', page.read_text(encoding="utf-8"))
+    last = ids[-1]
+    dom, _ = browser.dump_dom(page, budget_ms=5000)
+    assert 'data-shown="1"' in dom and 'data-ready="1"' not in dom
+    assert last not in _drawn(dom), "a figure out of view was drawn at load"
+    # The URL's fragment scrolls the window to the last figure, as a reader scrolling down would.
+    dom, _ = browser.dump_dom(page, budget_ms=5000, fragment=last)
+    drawn = _drawn(dom)
+    assert last in drawn, "the figure scrolled into view was not drawn"
+    assert ids[0] not in drawn, "a figure scrolled out of view was drawn"
 
 
 @needs_chromium

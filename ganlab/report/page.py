@@ -85,7 +85,7 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
         for j, fig in enumerate((by_step, by_time)):
             fid = f"curve-{i}-{j}"
             figures.append({"id": fid, "figure": fig.to_plotly_json()})
-            plot_divs.append(f'<div class="plot" id="{fid}" data-tag="{html.escape(tag)}"></div>')
+            plot_divs.append(f'<div class="plot" id="{fid}" data-tag="{html.escape(tag)}"{_height(fig)}></div>')
     if parallel is not None:
         figures.append({"id": "parallel", "figure": parallel.to_plotly_json()})
     step, cards = gallery
@@ -122,7 +122,7 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
     if parallel is not None:
         parts += ["<h2>Hyperparameters against the objective</h2>",
                   '<p class="note">Drag along an axis to select a range of it.</p>'
-                  '<div class="plot" id="parallel"></div>']
+                  f'<div class="plot" id="parallel"{_height(parallel)}></div>']
     parts += [
         f'<script type="application/json" id="report-data">{blob}</script>',
         # Parsed only once the table is shown: most of the page's bytes are thumbnails and figures.
@@ -134,6 +134,12 @@ def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _height(fig: go.Figure) -> str:
+    # The figure's height reserved before it is drawn: figures are drawn as they scroll into view (report.js),
+    # and empty divs would all be in view at once.
+    return f' style="min-height:{int(fig.layout.height)}px"' if fig.layout.height else ""
 
 
 def _json(data: Any) -> str:
