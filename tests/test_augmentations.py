@@ -271,6 +271,27 @@ def test_augment_is_a_sweep_axis_and_shows_in_queue_show(tmp_path):
     assert "tiny / tiny-bars / non-saturating / diffaugment" in shown and "augment.policy = color+translation+cutout" in shown
 
 
+
+def test_a_run_shorter_than_a_heartbeat_still_shows_its_last_losses_and_p(tmp_path):
+    # 5 steps end before the worker's first lease renewal: the losses (ADA's p among them) come with the finish.
+    from ganlab.worker.display import WorkerDisplay
+    from ganlab.worker.loop import Worker, WorkerOptions
+
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    added = _queue_add(db, "--augment", "ada", "-q", "--set", "log_every=1", "--set", "eval_every=5",
+                       "--set", "eval_samples=32", "--set", "latent_dim=8")
+    assert added.exit_code == 0, added.output
+    exp_id = int(added.stdout.split()[0])
+    options = WorkerOptions(slots=[None], runs_root=tmp_path / "runs", poll_s=0.2, until_empty=True,
+                            plugins_dir=str(PLUGINS), prestart=False)
+    with Queue.open(db) as queue:
+        Worker(queue, options, WorkerDisplay(every_s=3600.0)).run()
+        rec = queue.get(exp_id)
+    assert rec.status == "succeeded" and rec.step == 5, rec.error
+    assert "loss/discriminator" in rec.last_losses and 0.0 <= rec.last_losses["augment/p"] <= 1.0, rec.last_losses
+    shown = CliRunner().invoke(cli, ["--plugins-dir", str(PLUGINS), "queue", "show", "--db", db, str(exp_id)]).output
+    assert "augment/p=" in shown, shown
+
 PLUGIN = '''
 """A test augmentation: every image D sees is scaled toward mid-grey."""
 from ganlab import AugmentationSpec, Param, hookimpl

@@ -219,8 +219,12 @@ class Queue(Store):
         metrics: Mapping[str, Any] | None = None,
         error: str | None = None,
         step: int | None = None,
+        losses: Mapping[str, float] | None = None,
     ) -> None:
-        """End the run as succeeded, failed, diverged or cancelled; only the current token may."""
+        """End the run as succeeded, failed, diverged or cancelled; only the current token may.
+
+        ``losses`` are the last ones the run reported: a run shorter than a heartbeat has no others.
+        """
         if status not in FINAL_STATUSES:
             raise IllegalTransition(
                 f"finish status {status!r} is not one of {', '.join(FINAL_STATUSES)} (use release() to requeue)"
@@ -231,6 +235,8 @@ class Queue(Store):
         }
         if step is not None:
             values["step"] = int(step)
+        if losses:
+            values["last_losses"] = json_safe({k: float(v) for k, v in losses.items()})
         with self._tx(write=True) as conn:
             self._fenced_update(conn, exp_id, token, values)
 

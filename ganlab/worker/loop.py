@@ -322,7 +322,7 @@ class Worker:
         try:
             if child.cancelling:
                 self.queue.finish(exp_id, token, "cancelled", metrics=outcome.metrics, step=child.step,
-                                  error="cancelled by request")
+                                  error="cancelled by request", losses=child.losses)
                 status = "cancelled"
             elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
                 # "cancelled" if one was requested; a child that never reported keeps the stored step.
@@ -332,7 +332,7 @@ class Worker:
                                             max_attempts=self.options.max_attempts)
             else:
                 self.queue.finish(exp_id, token, outcome.status, metrics=outcome.metrics, step=child.step,
-                                  error=outcome.error)
+                                  error=outcome.error, losses=child.losses)
                 status = outcome.status
         except LeaseLost as exc:
             self.display.event(f"#{exp_id} result discarded: {exc}")
