@@ -15,3 +15,11 @@ def _private_build_check_cache(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
         yield
+
+
+@pytest.fixture(scope="module")
+def feature_net_cache(tmp_path_factory: pytest.TempPathFactory):
+    # One GANLAB_CACHE_DIR per module: a data set's feature net is trained once there, never in the user's cache.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANLAB_CACHE_DIR", str(tmp_path_factory.mktemp("featurenets")))
+        yield

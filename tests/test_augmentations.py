@@ -28,12 +28,8 @@ from ganlab.training.run_dir import RunDir
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def feature_net_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANLAB_CACHE_DIR", str(tmp_path_factory.mktemp("featurenets")))
-    yield
-    mp.undo()
+# Every test here may train a feature net: one cache per module (conftest.py).
+pytestmark = pytest.mark.usefixtures("feature_net_cache")
 
 
 @pytest.fixture(scope="module")

@@ -63,13 +63,6 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def feature_net_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 # ------------------------------------------------------------------ templates
 
 

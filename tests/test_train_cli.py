@@ -27,12 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 SETS = [arg for k, v in FAST.items() if k != "batch_size" for arg in ("--set", f"{k}={v}")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def feature_net_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANLAB_CACHE_DIR", str(tmp_path_factory.mktemp("featurenets")))
-    yield
-    mp.undo()
+# Every test here may train a feature net: one cache per module (conftest.py).
+pytestmark = pytest.mark.usefixtures("feature_net_cache")
 
 
 def ganlab(*args: str):

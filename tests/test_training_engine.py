@@ -15,21 +15,13 @@ from ganlab.training import BaseReporter, train
 from ganlab.training.checkpoint import load_checkpoint
 from ganlab.training.run_dir import RunDir
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# Every test here may train a feature net: one cache per module (conftest.py).
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.usefixtures("feature_net_cache")]
 
 
 @pytest.fixture(scope="module")
 def registry():
     return tiny_registry()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def feature_net_cache(tmp_path_factory):
-    # One cache for the module: the feature net for the tiny data set is trained once.
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANLAB_CACHE_DIR", str(tmp_path_factory.mktemp("featurenets")))
-    yield
-    mp.undo()
 
 
 class StopAt(BaseReporter):
