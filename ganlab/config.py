@@ -29,6 +29,8 @@ _SECTION_CACHE_SIZE = 4096
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SECTIONS = ("train", "arch", "dataset", "loss", "augment")
 DEFAULT_AUGMENT = "none"
+#: The metrics every evaluation computes (lower is better); ganlab.training.evaluation scores them.
+METRICS = ("fd", "kid")
 
 
 def train_params(loss: LossSpec | None = None) -> tuple[Param, ...]:
@@ -58,7 +60,33 @@ def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
         Param("eval_samples", int, 1000, "generated samples per evaluation", low=10, high=100000),
         Param("sample_every", int, 250, "steps between sample image grids", low=1, high=MAX_STEPS),
         Param("log_every", int, 10, "steps between scalar logs", low=1, high=MAX_STEPS),
+        # GAN-aware stops (see ganlab.training.stops); 0 turns each off.
+        Param("patience", int, 0, "stop after this many evaluations without a better patience_metric (0: off)",
+              low=0, high=MAX_STEPS),
+        Param("patience_metric", str, "fd", "the metric train.patience watches (lower is better)", choices=METRICS),
+        Param("stop_d_wins_steps", int, 0,
+              "stop after this many steps in a row with disc/accuracy at 1 (0: off)",
+              low=0, high=MAX_STEPS),
+        Param("stop_collapse_fraction", float, 0.0,
+              "stop when an evaluation's diversity falls under this fraction of the real data's (0: off)",
+              low=0.0, high=1.0),
     )
+
+
+#: Training settings stored only when on: configs (and hashes) from before the stops existed stay the same,
+#: so a queued row or a run dir's config.json from then still checks and resumes.
+OFF_BY_DEFAULT: dict[str, Any] = {"patience": 0, "patience_metric": "fd", "stop_d_wins_steps": 0,
+                                  "stop_collapse_fraction": 0.0}
+
+
+def without_off_settings(train: Mapping[str, Any]) -> dict[str, Any]:
+    """``train`` less the :data:`OFF_BY_DEFAULT` settings left at their defaults."""
+    return {k: v for k, v in train.items() if k not in OFF_BY_DEFAULT or v != OFF_BY_DEFAULT[k]}
+
+
+def train_setting(train: Mapping[str, Any], name: str) -> Any:
+    """A training setting of a resolved config, with the default of one stored only when on."""
+    return train[name] if name in train else OFF_BY_DEFAULT[name]
 
 
 @dataclass(frozen=True)
@@ -114,6 +142,15 @@ class ExperimentConfig:
     def hash(self) -> str:
         """Stable id of the config: equal configs hash equal, whatever the input order."""
         return hashlib.sha256(self._json.encode()).hexdigest()[:16]
+
+    def extends(self, earlier: ExperimentConfig) -> bool:
+        """Whether this config is ``earlier`` with a larger step budget (``ganlab queue extend``), else the same."""
+        if int(self.train["steps"]) < int(earlier.train["steps"]):
+            return False
+        mine, theirs = self.to_dict(), earlier.to_dict()
+        mine["train"].pop("steps")
+        theirs["train"].pop("steps")
+        return mine == theirs
 
     def flat(self) -> dict[str, Any]:
         """``section.key -> value`` plus the plugin names (for HParams and comparisons)."""
@@ -228,7 +265,8 @@ class Resolver:
             arch_params=self._section(plugins, "arch", declared["arch"], routed["arch"], f"architecture {architecture!r}"),
             dataset_params=self._section(plugins, "dataset", declared["dataset"], routed["dataset"], f"dataset {dataset!r}"),
             loss_params=self._section(plugins, "loss", declared["loss"], routed["loss"], f"loss {loss!r}"),
-            train=self._section(plugins, "train", declared["train"], routed["train"], "training settings"),
+            train=without_off_settings(
+                self._section(plugins, "train", declared["train"], routed["train"], "training settings")),
             augmentation=augmentation,
             augment_params=augment_params,
         )

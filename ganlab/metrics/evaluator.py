@@ -125,6 +125,16 @@ class Evaluator:
             self.protocol["floor"] = dict(self._floor)
         return dict(self._floor)
 
+    def diversity(self, fake: np.ndarray) -> float:
+        """How widely ``fake``'s features spread, as a fraction of the real reference sample's.
+
+        The spread is the root-mean-square distance of the features from their
+        mean (``sqrt(trace(cov))``): near 1 for a generator as varied as the
+        data, near 0 for one that draws the same image whatever its noise.
+        """
+        real = _spread(self._real)
+        return _spread(self.feature_net.features(np.asarray(fake))) / real if real > 0 else float("nan")
+
     def evaluate(self, fake: np.ndarray) -> dict[str, float]:
         """``{"fd", "kid", "kid_std"}`` of generated images (NHWC, float in ``[-1, 1]`` or uint8)."""
         fake = np.asarray(fake)
@@ -135,3 +145,8 @@ class Evaluator:
             raise ValueError(f"need at least 2 fake images, got {len(fake)}")
         self.protocol["n_fake"] = int(len(fake))
         return self._scores(self.feature_net.features(fake))
+
+
+def _spread(feats: np.ndarray) -> float:
+    centred = feats - feats.mean(axis=0, keepdims=True)
+    return float(np.sqrt(np.mean(np.sum(centred**2, axis=1))))

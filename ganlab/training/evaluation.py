@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from ganlab.config import METRICS
 from ganlab.specs import ImageData
 
-METRICS = ("fd", "kid")
+__all__ = ["METRICS", "MetricsTracker"]
 
 
 class MetricsTracker:
@@ -57,6 +58,10 @@ class MetricsTracker:
             self.best["step"] = step
         self.last = {**scores, **{f"{k}_floor": v for k, v in self.floor.items()}}
         return dict(self.last), improved
+
+    def diversity(self, fake: np.ndarray) -> float:
+        """The spread of ``fake``'s features over the real data's (see :meth:`Evaluator.diversity`)."""
+        return float(self._get_evaluator().diversity(fake))
 
     def scalars(self) -> dict[str, float]:
         """The TensorBoard scalars of the latest evaluation: ``metrics/*`` and ``best/*``."""

@@ -191,7 +191,8 @@ class RunDir:
                 raise ConfigError(
                     f"run dir {self.path} already holds a run; pass --resume to continue it, or choose another --run-dir"
                 )
-            if saved.to_json() != config.to_json():
+            # A larger step budget is the same run continued (ganlab queue extend); config.json then says it.
+            if not config.extends(saved):
                 raise ConfigError(
                     f"run dir {self.path} holds a different experiment (config {saved.hash}, this one {config.hash}); "
                     "resume it with only --run-dir, or choose another --run-dir"

@@ -324,7 +324,7 @@ class Worker:
                 self.queue.finish(exp_id, token, "cancelled", metrics=outcome.metrics, step=child.step,
                                   error="cancelled by request", losses=child.losses)
                 status = "cancelled"
-            elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
+            elif outcome.status == "released" or (self._stop_requests and outcome.retryable):
                 # "cancelled" if one was requested; a child that never reported keeps the stored step.
                 status = self.queue.release(exp_id, token, step=child.step or None)
             elif outcome.status == "failed" and outcome.retryable:
@@ -345,7 +345,7 @@ class Worker:
             detail = shown if status == "succeeded" or shown else error_line
             self.display.event(f"#{exp_id} {child.name}: {status} at step {child.step}  {detail}".rstrip())
         elif status == "queued":
-            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "stopped"
+            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "released"
                    else f"{outcome.reason}; requeued")
             self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
         else:
