@@ -74,6 +74,7 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"show-{ident!r}", ["queue", "show", ident]
         yield f"cancel-{ident!r}", ["queue", "cancel", ident]
         yield f"retry-{ident!r}", ["queue", "retry", ident]
+        yield f"extend-{ident!r}", ["queue", "extend", ident, "--steps", "10"]
         yield f"rm-{ident!r}", ["queue", "rm", ident]
         yield f"priority-id-{ident!r}", ["queue", "priority", ident, "1"]
         yield f"logs-{ident!r}", ["logs", ident]
@@ -82,6 +83,12 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"tensorboard-id-{ident!r}", ["tensorboard", "--id", ident]
     for v in (HUGE, "--", HUGE_NEG, "nan", "2147483648"):
         yield f"priority-value-{v!r}", ["queue", "priority", "1", "--", v]
+    # Experiment 1 succeeded with 5 steps, 2 is queued: a budget not above 5, a queued one (alone or with 1).
+    for v in BAD_INTS + ("0", "-3", "5", "4"):
+        yield f"extend-steps-{v!r}", ["queue", "extend", "1", "--steps", v]
+    yield "extend-queued", ["queue", "extend", "2", "--steps", "10"]
+    yield "extend-one-queued", ["queue", "extend", "1", "2", "--steps", "10"]
+    yield "extend-no-steps", ["queue", "extend", "1"]
     for v in (HUGE, "-1", "nan"):
         yield f"list-limit-{v!r}", ["queue", "list", "--limit", v]
     for v in ("0", "-5", HUGE, "x"):

@@ -57,6 +57,7 @@ def record_row(rec: ExperimentRecord, now: datetime | None = None) -> RunRow:
     return RunRow(
         id=rec.id, name=rec.name, status=rec.status, step=rec.step, total=rec.total_steps,
         hparams=ExperimentConfig.from_dict(rec.config).flat(), metrics=flat_metrics(rec.metrics), wall_s=wall,
+        stop_reason=rec.stop_reason,
     )
 
 
@@ -95,7 +96,7 @@ def render(rows: list[RunRow], columns: list[str] | None, metrics: list[str], ti
     for r in rows:
         # Text cells, not markup strings: a name or value with "[...]" must print as it is.
         cells: list[Text] = [cell(r.id), cell(r.name), *(cell(_fmt(r.hparams.get(c))) for c in columns),
-                             cell(r.status), cell(f"{r.step}/{r.total}")]
+                             cell(r.shown_status), cell(f"{r.step}/{r.total}")]
         for m in shown:
             v = r.metrics.get(m)
             text = _fmt(v)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ganlab.build_check import check_builds
-from ganlab.cli import queue_view
+from ganlab.cli import queue_extend_cmd, queue_view
 from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_table
@@ -279,3 +279,4 @@ def priority_cmd(ctx: click.Context, exp_id: int, priority: int) -> None:
 # The read-only views live in their own module: queue_view.py.
 queue.add_command(queue_view.list_cmd)
 queue.add_command(queue_view.show)
+queue.add_command(queue_extend_cmd.extend)

@@ -110,6 +110,7 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
 
     echo(f"experiment {rec.id}  {rec.name}")
     line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
+    line("stop reason", rec.stop_reason)  # why a GAN-aware stop or a pruner ended it early
     augment = rec.experiment_config().augmentation
     line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}" + (f" / {augment}" if augment != "none" else ""))
     line("priority", rec.priority)

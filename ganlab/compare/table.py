@@ -41,6 +41,12 @@ class RunRow:
     wall_s: float | None = None
     ids: list[int] = field(default_factory=list)  # members, for a seed group
     spread: dict[str, float] = field(default_factory=dict)  # std per metric, for a seed group
+    stop_reason: str | None = None  # why a GAN-aware stop or a pruner ended the run early
+
+    @property
+    def shown_status(self) -> str:
+        """The status as a table shows it: ``stopped: REASON`` for a run a stop ended."""
+        return f"{self.status}: {self.stop_reason}" if self.stop_reason else self.status
 
 
 def lower_is_better(metric: str) -> bool:
@@ -203,7 +209,8 @@ def to_records(rows: Sequence[RunRow], keys: Sequence[str], metrics: Sequence[st
     """Plain dicts for JSON and CSV output."""
     out = []
     for r in rows:
-        rec: dict[str, Any] = {"id": r.id, "name": r.name, "status": r.status, "step": r.step, "total": r.total}
+        rec: dict[str, Any] = {"id": r.id, "name": r.name, "status": r.status, "step": r.step, "total": r.total,
+                               "stop_reason": r.stop_reason}
         if r.ids:
             rec["ids"] = r.ids
         rec.update({k: r.hparams.get(k) for k in keys})

@@ -332,7 +332,7 @@ class Worker:
                                             max_attempts=self.options.max_attempts)
             else:
                 self.queue.finish(exp_id, token, outcome.status, metrics=outcome.metrics, step=child.step,
-                                  error=outcome.error, losses=child.losses)
+                                  error=outcome.error, losses=child.losses, stop_reason=outcome.stop_reason)
                 status = outcome.status
         except LeaseLost as exc:
             self.display.event(f"#{exp_id} result discarded: {exc}")
@@ -348,5 +348,7 @@ class Worker:
             why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "released"
                    else f"{outcome.reason}; requeued")
             self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
+        elif status == "stopped":
+            self.display.event(f"#{exp_id} {child.name}: stopped at step {child.step}: {outcome.reason}")
         else:
             self.display.event(f"#{exp_id} {child.name}: {status}: {outcome.reason}")
