@@ -12,6 +12,7 @@ import math
 import pytest
 from training_helpers import tiny_config, tiny_registry
 
+from ganlab.errors import ConfigError
 from ganlab.tblog.read import read_hparams, read_scalars, read_text
 from ganlab.training import train
 from ganlab.training.checkpoint import load_checkpoint
@@ -48,7 +49,9 @@ def test_patience_stops_checkpoints_and_an_extend_gets_fresh_evaluations(registr
     # Extended: the counts start afresh, so the evaluation at 8 (the third in a row without
     # improvement) does not stop it again; two new ones do, at 10. The best to beat stays step 2's.
     longer = frozen(registry, steps=60, eval_every=2, patience=2)
-    extended = train(longer, tmp_path, resume=True, registry=registry)
+    with pytest.raises(ConfigError, match="holds a different experiment"):
+        train(longer, tmp_path, resume=True, registry=registry)  # not asked to extend: another experiment
+    extended = train(longer, tmp_path, resume=True, registry=registry, extend=True)
     assert (extended.status, extended.step, extended.start_step) == ("stopped", 10, 6), extended.traceback
     assert extended.stop_reason == result.stop_reason
     assert [s for s, _ in read_scalars(tmp_path)["metrics/fd"]] == [2, 4, 6, 8, 10]

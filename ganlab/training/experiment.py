@@ -34,6 +34,7 @@ def run_experiment(
     resume: bool = False,
     wait_s: float = 0.0,
     watch: Any = None,
+    extend: bool = False,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir``, print how it ended and hand the result to ``reporter``.
 
@@ -43,6 +44,7 @@ def run_experiment(
         registry: where the plugins come from; the default plugin set if omitted.
         resume: continue from the run dir's latest checkpoint (see :func:`ganlab.training.train`).
         wait_s: how long to wait for another process training ``run_dir`` to exit.
+        extend: accept a run dir whose run had fewer steps (see :func:`ganlab.training.train`).
         watch: a worker's child's lifeline (:class:`ganlab.worker.lifeline.WorkerWatch`): its
             worker's death stops the run, and a run that then ends says "released" instead.
 
@@ -57,7 +59,8 @@ def run_experiment(
     chain = MultiReporter(*(r for r in (reporter, watch) if r is not None), stop=stop)
     try:
         with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(Path(run_dir)):
-            result = train(config, run_dir, resume=resume, reporter=chain, registry=registry, wait_s=wait_s)
+            result = train(config, run_dir, resume=resume, reporter=chain, registry=registry, wait_s=wait_s,
+                           extend=extend)
     finally:
         chain.on_end()
     orphaned = watch is not None and watch.gone()

@@ -47,6 +47,7 @@ def train(
     reporter: Reporter | None = None,
     registry: Registry | None = None,
     wait_s: float = 0.0,
+    extend: bool = False,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` and say how it ended.
 
@@ -62,6 +63,8 @@ def train(
         reporter: progress callbacks and the stop request (see :class:`Reporter`).
         registry: where the plugins come from; the default plugin set if omitted.
         wait_s: how long to wait for another process training ``run_dir`` to exit.
+        extend: with ``resume``, also accept a run dir whose run is ``config`` with fewer
+            ``train.steps`` (one given more steps by ``ganlab queue extend``) and continue it.
 
     Raises:
         RunDirBusy: another process still trains ``run_dir`` after ``wait_s``.
@@ -70,7 +73,7 @@ def train(
     """
     activate_backend(config.train["backend"])
     trainer = Trainer(config, RunDir(run_dir), registry or load_plugins(), reporter or BaseReporter())
-    return trainer.run(resume=resume, wait_s=wait_s)
+    return trainer.run(resume=resume, wait_s=wait_s, extend=extend)
 
 
 class _Diverged(Exception):
@@ -107,14 +110,14 @@ class Trainer:
             raise ConfigError(f"dataset {self.config.dataset!r} has {len(data.images)} image(s); training needs at least 2")
         return data
 
-    def run(self, resume: bool = False, wait_s: float = 0.0) -> TrainResult:
+    def run(self, resume: bool = False, wait_s: float = 0.0, extend: bool = False) -> TrainResult:
         # Held until the last write: a previous trainer (say, one whose worker died) may still be
         # writing its final checkpoint, which is the one to read.
         with hold_run_dir(self.run_dir.output(self.run_dir.lock_file), wait_s, say=_note):
-            return self._run(resume)
+            return self._run(resume, extend)
 
-    def _run(self, resume: bool) -> TrainResult:
-        point = self.run_dir.claim(self.config, resume)
+    def _run(self, resume: bool, extend: bool) -> TrainResult:
+        point = self.run_dir.claim(self.config, resume, extend=extend)
         if point is not None and point.warning:
             # Said at once, not only in the result: the user may prefer to stop and look.
             print(f"warning: {point.warning}", file=sys.stderr, flush=True)
