@@ -55,16 +55,16 @@ class Distribution:
         """ConfigError unless every value this distribution can draw is valid for ``param``."""
         where = f"--set {param.name}={self.text()}"
         if param.type not in (int, float) or param.choices is not None:
-            raise ConfigError(f"{where}: {owner}'s {param.name} is a {param.type_name}"
-                              f"{' with fixed choices' if param.choices else ''}, not a number range; "
+            raise ConfigError(f"{where}: {param.name} is a {param.type_name}"
+                              f"{' with fixed choices' if param.choices else ''} ({owner}), not a number range; "
                               "list its values instead (a comma list is sampled as a category)")
         if param.type is int and not self.is_int:
             raise ConfigError(f"{where}: {param.name} is an integer; sample it with int({_bound(self.low)},"
                               f"{_bound(self.high)})")
         for bound in (self.low, self.high):
             if (param.low is not None and bound < param.low) or (param.high is not None and bound > param.high):
-                raise ConfigError(f"{where}: the bound {_bound(bound)} is outside {owner}'s range for "
-                                  f"{param.name}, {param.describe_range()}; narrow the distribution")
+                raise ConfigError(f"{where}: the bound {_bound(bound)} is outside the range declared for "
+                                  f"{param.name}, {param.describe_range()} ({owner}); narrow the distribution")
 
 
 def _bound(value: float) -> str:
@@ -91,7 +91,7 @@ def parse_distribution(key: str, value: str) -> Distribution:
         raise ConfigError(f"{where} is not a distribution; write {forms}")
     kind, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
     if kind not in KINDS:
-        raise ConfigError(f"{where}: unknown distribution {kind!r}{suggest(kind, KINDS)}; use {forms}")
+        raise ConfigError(f"{where}: unknown distribution {kind!r} (use {forms}){suggest(kind, KINDS)}")
     log = False
     if kind == "int" and len(args) == 3:
         if args[2] != "log":

@@ -26,6 +26,7 @@ from ganlab.search.objectives import DEFAULT_OBJECTIVE, check_objective
 from ganlab.sweep import PLUGIN_AXES, Grid
 
 SAMPLERS = ("grid", "random", "tpe")
+SECTIONS_AT = {"arch": 0, "dataset": 1, "loss": 2, "augment": 3}  # a section's plugin in a combination
 PRUNERS = ("none", "asha", "median")
 # Where a section's values live in a stored config (ExperimentConfig.to_dict).
 _CONFIG_PATH = {"train": ("train",), "arch": ("architecture", "params"), "dataset": ("dataset", "params"),
@@ -119,6 +120,18 @@ class SearchSpace:
         base = next(iter(self.bases.values()))
         return ExperimentConfig.from_dict(base["config"]), list(base["plugin_files"])
 
+    def corners(self) -> list[ExperimentConfig]:
+        """Each base config, and each with every range at its high end (what a build check must see)."""
+        out = []
+        for combo, base in self.bases.items():
+            out.append(ExperimentConfig.from_dict(base["config"]))
+            values = dict(zip(PLUGIN_AXES, combo.split("/")))
+            point = {d.key: values[d.key] if d.target in PLUGIN_AXES else
+                     (int(d.distribution.high) if d.distribution.is_int else d.distribution.high) if d.distribution
+                     else (d.choices or (None,))[-1] for d in self.dims}
+            out.append(self.config_for(point)[0])
+        return out
+
     def config_for(self, values: Mapping[str, Any]) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
         """The config of one sampled point, and the plugin files it runs; ConfigError for a point off the space."""
         by_target = {}
@@ -164,23 +177,25 @@ def build_space(
                                   for axis, values in plugins.items() if len(values) > 1}
     bases: dict[str, dict[str, Any]] = {}
     for combo in itertools.product(*plugins.values()):
+        found: dict[str, Dimension] = {}
+        for key, values in sampled.items():  # each range against its declaration first: the clearest message
+            section, param = resolver.param_for(combo, key)
+            owner = "training settings" if section == "train" else f"{section} {combo[SECTIONS_AT[section]]!r}"
+            if isinstance(values[0], Distribution):
+                values[0].check(param, owner)
+                found[key] = Dimension(key, f"{section}.{param.name}", distribution=values[0])
+            else:
+                coerced = tuple(dict.fromkeys(param.coerce(v, owner) for v in values))
+                found[key] = Dimension(key, f"{section}.{param.name}", choices=coerced)
+            seen = dims.setdefault(key, found[key])
+            if seen.target != found[key].target:
+                raise ConfigError(f"--set {key} means {seen.target} for some plugins and {found[key].target} for "
+                                  "others; write the prefixed key")
         first = {key: _low(values) for key, values in sampled.items()}
         base = resolver.resolve(combo[0], combo[1], combo[2], {**fixed, **first}, combo[3])
         for key, values in sampled.items():
-            section, param = resolver.param_for(combo, key)
-            owner = f"{section} settings of {'/'.join(combo)}"
-            if isinstance(values[0], Distribution):
-                values[0].check(param, owner)
-                checks: tuple[Any, ...] = (values[0].high,)
-                dim = Dimension(key, f"{section}.{param.name}", distribution=values[0])
-            else:
-                coerced = tuple(dict.fromkeys(param.coerce(v, owner) for v in values))
-                checks = coerced[1:]
-                dim = Dimension(key, f"{section}.{param.name}", choices=coerced)
-            seen = dims.setdefault(key, dim)
-            if seen.target != dim.target:
-                raise ConfigError(f"--set {key} means {seen.target} for some plugins and {dim.target} for others; "
-                                  f"write the prefixed key")
+            dim = found[key]
+            checks = (dim.distribution.high,) if dim.distribution else (dim.choices or ())[1:]
             for value in checks:  # each further value, in the company of every other dimension's first one
                 resolver.resolve(combo[0], combo[1], combo[2], {**fixed, **first, key: _typed(value, values)}, combo[3])
         bases["/".join(combo)] = {"config": json.loads(base.to_json()),
