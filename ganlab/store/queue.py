@@ -166,6 +166,7 @@ class Queue(Store):
                     # A study row out of shape (the queue is untrusted input): this trial fails, the claim goes on.
                     self.finish(row["id"], row["fence"], "failed", error=f"could not sample this trial: {exc}")
                     continue
+                row = {"id": row["id"]}  # read again below: the config now holds the drawn values
             record = self._claimed_record(row)
             return Claim(record, record.fence, expires)
 
@@ -245,7 +246,7 @@ class Queue(Store):
         # Tags never change after enqueue, so they are read after the write lock is released.
         # Its own retry: running the whole claim again would take a second experiment.
         with self._tx(write=False) as conn:
-            return self._record(conn, row["id"], row)
+            return self._record(conn, row["id"], row if len(row) > 1 else None)
 
     @reconnects(idempotent=True)
     def renew(

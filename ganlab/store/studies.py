@@ -60,7 +60,8 @@ class StudyRecord:
         return SearchSpace.from_json(self.space) if self.sampler != "grid" else None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "space"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("space", "trials")}
+        out["budget"] = self.trials  # "trials" is the list of them in study show --json
         out["created_at"] = self.created_at.isoformat() if self.created_at else None
         return out
 

@@ -27,6 +27,7 @@ from ganlab.worker.child import Child, child_env, spawn
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.outcome import classify, tail
 from ganlab.worker.standby import Standby, start_standby
+from ganlab.worker.tb_note import note_pruned
 
 #: A child asked to stop gets this long to checkpoint before it is killed.
 STOP_GRACE_S = 60.0
@@ -373,6 +374,9 @@ class Worker:
         shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("fd", "kid", "best_fd"))
         if status == "pruned":
             self.display.event(f"#{exp_id} {child.name}: pruned at step {child.step}")
+            problem = note_pruned(child.run_dir, child.step, child.prune_reason or "pruned")
+            if problem:
+                self.display.event(f"#{exp_id}: {problem}")
         elif status in ("succeeded", "diverged", "cancelled"):
             error_line = next(iter((outcome.error or "").splitlines()), "")
             detail = shown if status == "succeeded" or shown else error_line
