@@ -20,6 +20,9 @@ KINDS = ("uniform", "log", "int")
 # Only word(number, number[, word]) reads as a distribution: a string value such as a folder
 # name with parentheses in it stays an ordinary value.
 _CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(\s*([^()]*)\)\s*$")
+# Names other libraries give the same ranges (Optuna, Ray Tune, NumPy): pointed to ours.
+_ALIASES = {"loguniform": "log", "log_uniform": "log", "reciprocal": "log", "randint": "int", "integer": "int",
+            "lograndint": "int", "qrandint": "int"}
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -91,7 +94,8 @@ def parse_distribution(key: str, value: str) -> Distribution:
         raise ConfigError(f"{where} is not a distribution; write {forms}")
     kind, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
     if kind not in KINDS:
-        raise ConfigError(f"{where}: unknown distribution {kind!r} (use {forms}){suggest(kind, KINDS)}")
+        hint = f"; did you mean {_ALIASES[kind]!r}?" if kind in _ALIASES else suggest(kind, KINDS)
+        raise ConfigError(f"{where}: unknown distribution {kind!r} (use {forms}){hint}")
     log = False
     if kind == "int" and len(args) == 3:
         if args[2] != "log":
