@@ -176,3 +176,20 @@ def test_a_pruning_decision_outlives_the_worker_that_took_it(tmp_path):
         nxt = q.claim("w3", lease_s=60)
         assert nxt is not None and nxt.id == ids[2], "the pruned trial is not run again"
     assert "pruned at step 0" in ganlab("study", "show", "g", "--db", url)
+
+
+def test_a_malformed_study_fails_its_trial_at_the_claim_and_the_claim_goes_on(tmp_path):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    ids = add(url, *SPACE, "--steps", "20", "--search", "random", "--trials", "1", "--study", "bad")
+    [plain] = add(url, "--steps", "20")
+    from sqlalchemy import update
+
+    from ganlab.store.models import Study
+
+    with Queue.open(url) as q:
+        with q._tx(write=True) as conn:  # a row edited by someone: the space no longer parses
+            conn.execute(update(Study).values(space={"dims": [{"key": "lr_g"}]}))
+        claim = q.claim("w", lease_s=60)
+        assert claim is not None and claim.id == plain
+        failed = q.get(ids[0])
+    assert failed.status == "failed" and failed.error.startswith("could not sample this trial: study 'bad' is malformed")

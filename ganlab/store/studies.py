@@ -177,12 +177,16 @@ def sample_claimed(conn: Connection, exp_id: int, token: int) -> dict[str, Any] 
     if row.study_id is None or not str(row.config_hash).startswith(UNSAMPLED):
         return None  # a grid point, or sampled on an earlier claim: its values stand
     study = lock_study(conn, row.study_id)
-    space = study.search_space()
-    if space is None:
-        return None
-    trials = [t for _, t in cohort(conn, study)]
-    values = sample(study.sampler, study.seed, study.trials, study.direction, space, int(row.trial), trials)
-    config, files = space.config_for(values)
+    try:
+        space = study.search_space()
+        if space is None:
+            return None
+        trials = [t for _, t in cohort(conn, study)]
+        values = sample(study.sampler, study.seed, study.trials, study.direction, space, int(row.trial), trials)
+        config, files = space.config_for(values)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The study row is read back from the database: one edited out of shape fails this trial, nothing else.
+        raise ConfigError(f"study {study.name!r} is malformed ({type(exc).__name__}: {exc})") from None
     written = {"config": config.to_dict(), "config_hash": config.hash, "architecture": config.architecture,
                "dataset": config.dataset, "loss": config.loss, "plugin_files": files,
                "total_steps": int(config.train.get("steps", 0))}
