@@ -242,7 +242,7 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
         if study_name is not None:
             if ids or tags:
                 raise click.UsageError("--study chooses the experiments itself; leave out IDS and --tag")
-            rows, title, objective = _study_rows(store, study_name, statuses)
+            rows, title, objective = _study_rows(store, study_name, statuses, words=not (as_json or as_csv))
             sort_by = sort_by or objective
         else:
             rows = load_rows(store, ids, tags, statuses)
@@ -269,14 +269,17 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
         render(rows, cols if columns else None, metrics, title=title)
 
 
-def _study_rows(store: Store, name: str, statuses: Sequence[str]) -> tuple[list[RunRow], str, str]:
-    """A study's started trials as rows (the status says where a pruned one stopped), a title naming the best."""
+def _study_rows(store: Store, name: str, statuses: Sequence[str], *, words: bool) -> tuple[list[RunRow], str, str]:
+    """A study's started trials as rows, a title naming the best.
+
+    With ``words`` (the table) the status says where a pruned run stopped; JSON and CSV keep the bare status.
+    """
     from ganlab.search.results import best_trial, status_text
 
     check_name(name, what="--study")
     study, trials = store.study(name)
     now = datetime.now(UTC)
-    rows = [replace(record_row(rec, now), status=status_text(rec)) for rec, _ in trials
+    rows = [replace(record_row(rec, now), status=status_text(rec) if words else rec.status) for rec, _ in trials
             if rec.status != "queued" and (not statuses or rec.status in statuses)]
     best = best_trial(study, trials)
     found = (f"best: trial {best[1].trial} (experiment {best[0].id}), {study.objective} {best[1].value:.4g}"
