@@ -29,7 +29,7 @@ SAMPLERS = ("grid", "random", "tpe")
 SECTIONS_AT = {"arch": 0, "dataset": 1, "loss": 2, "augment": 3}  # a section's plugin in a combination
 PRUNERS = ("none", "asha", "median")
 # Where a section's values live in a stored config (ExperimentConfig.to_dict).
-_CONFIG_PATH = {"train": ("train",), "arch": ("architecture", "params"), "dataset": ("dataset", "params"),
+CONFIG_PATH = {"train": ("train",), "arch": ("architecture", "params"), "dataset": ("dataset", "params"),
                 "loss": ("loss", "params"), "augment": ("augment", "params")}
 
 
@@ -149,7 +149,7 @@ class SearchSpace:
                 continue
             section, _, name = target.partition(".")
             node = config
-            for part in _CONFIG_PATH[section]:
+            for part in CONFIG_PATH[section]:
                 node = node[part]
             node[name] = value
         return ExperimentConfig.from_dict(config), list(base["plugin_files"])
@@ -218,4 +218,4 @@ def _typed(value: Any, values: tuple[Any, ...]) -> Any:
     return value
 
 
-__all__ = ["PRUNERS", "SAMPLERS", "Dimension", "SearchSettings", "SearchSpace", "build_space"]
+__all__ = ["CONFIG_PATH", "PRUNERS", "SAMPLERS", "Dimension", "SearchSettings", "SearchSpace", "build_space"]

@@ -21,14 +21,12 @@ from sqlalchemy.engine import Connection
 
 from ganlab.errors import ConfigError, LeaseLost
 from ganlab.search.cohort import TrialRow
-from ganlab.search.space import SearchSpace
+from ganlab.search.space import CONFIG_PATH, SearchSpace
 from ganlab.store.models import Experiment, Study, TrialValue, utcnow
 
 #: Prefix of the config_hash of a trial not sampled yet (a real hash is 16 hex digits).
 UNSAMPLED = "unsampled:"
 _PLUGIN_NAME = {"arch": ("architecture", "name"), "dataset": ("dataset", "name"), "loss": ("loss", "name")}
-_CONFIG_PATH = {"train": ("train",), "arch": ("architecture", "params"), "dataset": ("dataset", "params"),
-                "loss": ("loss", "params"), "augment": ("augment", "params")}
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def sampled_values(space: SearchSpace | None, config: Mapping[str, Any], config_
                                 else config[path[0]][path[1]])
                 continue
             node: Any = config
-            for part in _CONFIG_PATH[section]:
+            for part in CONFIG_PATH[section]:
                 node = node[part]
             out[dim.key] = node[name]
     except (KeyError, TypeError):
