@@ -244,6 +244,21 @@ class Resolver:
             self._sections[key] = resolve_params(declared, given, owner)
         return dict(self._sections[key])
 
+    def param_for(self, plugins: tuple[str, str, str, str], key: str) -> tuple[str, Param]:
+        """The section and declared parameter a ``--set`` key names for (arch, dataset, loss, augmentation).
+
+        ConfigError, as :meth:`resolve` words it, for a key no plugin declares.
+        """
+        declared, owners_of = self._declared_for(*plugins)
+        routed = _route({key: None}, owners_of)
+        section, name = next((s, n) for s, given in routed.items() for n in given)
+        for p in declared[section]:
+            if p.name == name:
+                return section, p
+        known = ", ".join(sorted(p.name for p in declared[section])) or "none"
+        raise ConfigError(f"--set {key}: {section} has no hyperparameter {name!r}"
+                          f"{suggest(name, [p.name for p in declared[section]])} (it accepts: {known})")
+
     def resolve(
         self, architecture: str, dataset: str, loss: str, sets: Mapping[str, Any] | None = None,
         augmentation: str = DEFAULT_AUGMENT,

@@ -647,3 +647,61 @@ AUTHORING_CASES = [
 def test_plugin_authoring_refusals_leave_no_file(folder: Path, args: list[str], fragment: str) -> None:
     refused(args, folder, fragment)
     assert not (folder / "plugins").exists()  # plugins new creates ./plugins only once it will write into it
+
+
+# ------------------------------------------- searches (issue #15): one line, nothing stored
+
+SEARCH = ["--search", "random", "--trials", "3", "--no-build-check"]
+SEARCH_CASES = [
+    (["--set", "lr_g=normal(1e-4,1e-3)", *SEARCH], "unknown distribution 'normal'"),
+    (["--set", "lr_g=loguniform(1e-5,1e-3)", *SEARCH], "did you mean 'log'?"),
+    (["--set", "lr_g=log(1e-12,1e-3)", *SEARCH], "the bound 1e-12 is outside the range declared for lr_g"),
+    (["--set", "base_filters=int(16,5000)", *SEARCH], "the bound 5000 is outside the range declared for base_filters"),
+    (["--set", "steps=uniform(1,9)", *SEARCH], "steps is an integer; sample it with int(1,9)"),
+    (["--set", "backend=int(1,9)", *SEARCH], "not a number range"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "random", "--trials", "0"], "--trials 0"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "random", "--trials", "-2"], "at least 1 trial"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "random"], "needs a budget: give --trials N"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--objective", "fid"], "--objective 'fid'"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--prune", "hyperband"], "--prune 'hyperband'"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "bayes", "--trials", "3"], "--search 'bayes'"),
+    (["--set", "lr_g=log(1e-5,1e-3)"], "a grid cannot expand"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--prune", "asha"], "a grid cannot expand"),
+    (["--set", "lr_g=1e-4,2e-4", "--trials", "3"], "--trials is the budget of --search random or tpe"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--seeds", "0,1"], "--seeds repeats the points of a grid"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--study", "a/b"], "--study"),
+    (["--set", "lr_g=2e-4", *SEARCH], "nothing to search"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--max-experiments", "2"], "--trials 3 is more than the limit"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--study", "taken"], "study 'taken' already exists"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), SEARCH_CASES, ids=[" ".join(a)[:80] for a, _ in SEARCH_CASES])
+def test_a_bad_search_is_refused_and_stores_nothing(queued: Path, args: list[str], fragment: str) -> None:
+    ok(["queue", "add", "--db", str(queued), "--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--study", "taken"])
+    refused(["queue", "add", "--db", str(queued), *args], queued.parent, fragment)
+
+
+@pytest.mark.parametrize(("toml", "fragment"), [
+    ('[search]\nsampler = "tpe"\n[set]\nlr_g = "log(1e-5,1e-3)"\n[grid]\narch = "dcgan"\n', "needs a budget"),
+    ('[search]\nsampler = "tpe"\ntrials = "5"\n[grid]\narch = "dcgan"\n', "trials must be an integer"),
+    ('[search]\ntrails = 5\n[grid]\narch = "dcgan"\n', "did you mean 'trials'"),
+    ('search = 5\n[grid]\narch = "dcgan"\n', "search must be a table"),
+    ('[search]\nsampler = "random"\ntrials = 2\n[set]\nlr_g = "log(1e-5,1e-3)"\n[grid]\narch = "dcgan"\n'
+     '[[experiments]]\narch = "mlp"\n', "a search samples one block"),
+    ('[set]\nlr_g = "lognormal(1,2)"\n[grid]\narch = "dcgan"\n', "unknown distribution 'lognormal'"),
+])
+def test_a_bad_search_in_a_sweep_file_is_refused(queued: Path, toml: str, fragment: str) -> None:
+    (queued.parent / "s.toml").write_text(toml)
+    refused(["queue", "add", "--db", str(queued), "-f", str(queued.parent / "s.toml"), "--no-build-check"],
+            queued.parent, fragment)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["study", "show", "nosuch"], "no study 'nosuch'"),
+    (["study", "show", "a/b"], "study name"),
+    (["compare", "--study", "nosuch"], "no study 'nosuch'"),
+    (["compare", "--study", "x", "1"], "leave out IDS"),
+])
+def test_study_views_refuse_unknown_studies(queued: Path, args: list[str], fragment: str) -> None:
+    refused([*args, "--db", str(queued)], queued.parent, fragment)

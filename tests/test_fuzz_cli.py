@@ -70,6 +70,18 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]
     yield "add-file-missing", [*add[:2], "-f", "nosuch.toml"]
+    search = [*add, "--search", "tpe", "--trials", "2"]
+    for v in ("normal(1,2)", "log(0,1)", "uniform(2,1)", "int(1.5,3)", "log(1e-12,1)", "uniform(nan,1)",
+              "int(1,2,exp)", "uniform(1e400,2)", "log(1e-5,1e-3", f"uniform({ESC}1,2)"):
+        yield f"add-search-set-{v!r}", [*search, "--set", f"lr_g={v}"]
+    for opt, v in (("--trials", "0"), ("--trials", HUGE), ("--trials", "nan"), ("--search", "x"), ("--prune", "x"),
+                   ("--objective", "x"), ("--objective", f"{ESC}fd"), ("--study", "../x"), ("--study", "a" * 5000)):
+        yield f"add-search{opt}-{v[:12]!r}", [*add, "--set", "lr_g=log(1e-5,1e-3)", "--search", "random", opt, v] + (
+            ["--trials", "2"] if opt != "--trials" else [])
+    yield "add-grid-distribution", [*add, "--set", "lr_g=log(1e-5,1e-3)", "--prune", "asha"]
+    for v in ("[/]", f"{ESC}x", "", "nosuch", "a" * 5000, "x\x00y", "../x"):
+        yield f"study-show-{v[:12]!r}", ["study", "show", v]
+        yield f"compare-study-{v[:12]!r}", ["compare", "--study", v]
     for ident in BAD_INTS + ("0", "-1", "99999"):
         yield f"show-{ident!r}", ["queue", "show", ident]
         yield f"cancel-{ident!r}", ["queue", "cancel", ident]
@@ -157,7 +169,7 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for url in BAD_DB_URLS:
         yield f"db-{url[:24]!r}-report", ["report", "--db", url, "-o", "r.html"]
     for url in BAD_DB_URLS:
-        for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"],
+        for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"], ["study", "list"],
                     ["queue", "add", "--steps", "5"], ["worker", "--until-empty"]):
             yield f"db-{url[:24]!r}-{'-'.join(cmd)}", [cmd[0], "--db", url, *cmd[1:]] if cmd[0] in ("queue", "db") \
                 else [*cmd, "--db", url]

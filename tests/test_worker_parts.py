@@ -112,6 +112,7 @@ class _Training:
         self.claim = SimpleNamespace(experiment=SimpleNamespace(config={"train": {"backend": "tensorflow"}}))
         self.start_step, self.start_shown, self.stop_sent = None, True, None
         self.last_renew = time.monotonic()
+        self.evals = []  # evaluations for a study's pruner: none here
 
     def poll_reports(self):
         pass

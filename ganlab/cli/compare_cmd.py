@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ from ganlab.compare.table import (
     varying_keys,
 )
 from ganlab.config import ExperimentConfig
-from ganlab.names import printable
+from ganlab.names import check_name, printable
 from ganlab.store.lifecycle import STATUSES
 from ganlab.store.records import ExperimentRecord
 from ganlab.store.storage import Store
@@ -225,17 +226,27 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--group-seeds", "by_seed", is_flag=True, help="One row per config over seeds: mean ± std of each metric.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every metric, floors included).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every metric, floors included).")
+@click.option("--study", "study_name", default=None, metavar="NAME",
+              help="The trials of this study: drawn values, objective, how each ended; best first.")
 @click.pass_context
 def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], statuses: tuple[str, ...],
-            sort_by: str | None, columns: str | None, by_seed: bool, as_json: bool, as_csv: bool) -> None:
+            sort_by: str | None, columns: str | None, by_seed: bool, as_json: bool, as_csv: bool,
+            study_name: str | None) -> None:
     """Compare experiments: key hyperparameters, status, steps, final and best metrics, wall time.
 
     IDS limit it to those experiments (--tag and --status narrow them further).
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    title = None
     with open_db(ctx, Store, read_only=True) as store:
-        rows = load_rows(store, ids, tags, statuses)
+        if study_name is not None:
+            if ids or tags:
+                raise click.UsageError("--study chooses the experiments itself; leave out IDS and --tag")
+            rows, title, objective = _study_rows(store, study_name, statuses, words=not (as_json or as_csv))
+            sort_by = sort_by or objective
+        else:
+            rows = load_rows(store, ids, tags, statuses)
     if not rows:
         if as_json:
             print_json([])
@@ -256,4 +267,22 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
         writer.writeheader()
         writer.writerows(records)
     else:
-        render(rows, cols if columns else None, metrics)
+        render(rows, cols if columns else None, metrics, title=title)
+
+
+def _study_rows(store: Store, name: str, statuses: Sequence[str], *, words: bool) -> tuple[list[RunRow], str, str]:
+    """A study's started trials as rows, a title naming the best.
+
+    With ``words`` (the table) the status says where a pruned run stopped; JSON and CSV keep the bare status.
+    """
+    from ganlab.search.results import best_trial, status_text
+
+    check_name(name, what="--study")
+    study, trials = store.study(name)
+    now = datetime.now(UTC)
+    rows = [replace(record_row(rec, now), status=status_text(rec) if words else rec.status) for rec, _ in trials
+            if rec.status != "queued" and (not statuses or rec.status in statuses)]
+    best = best_trial(study, trials)
+    found = (f"best: trial {best[1].trial} (experiment {best[0].id}), {study.objective} {best[1].value:.4g}"
+             if best is not None and best[1].value is not None else "no finished trial yet")
+    return rows, f"study {study.name} ({study.sampler}, pruner {study.pruner}): {found}", study.objective
