@@ -17,6 +17,8 @@ from ganlab.errors import ConfigError
 from ganlab.params import suggest
 
 SEED_KEY = "train.seed"
+#: Where a stored result keeps its metric cards, beside the scores.
+CARDS_KEY = "cards"
 # Settings that never explain a difference in results; hidden unless asked for.
 _BOOKKEEPING = {
     "train.checkpoint_every", "train.eval_every", "train.sample_every", "train.log_every",
@@ -233,6 +235,8 @@ def flat_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     """Numbers only, one level (nested dicts become ``a/b``)."""
     out: dict[str, float] = {}
     for key, value in (metrics or {}).items():
+        if key == CARDS_KEY:  # how the scores were computed, not scores (see RunRow.cards)
+            continue
         if isinstance(value, Mapping):
             out.update({f"{key}/{k}": v for k, v in flat_metrics(value).items()})
         elif isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -87,6 +87,7 @@ class TrainResult:
         warnings: problems that did not stop the run (e.g. an evaluation that failed).
         run_dir: where the run's files are.
         start_step: the step this process started (or resumed) from.
+        cards: ``metric name -> metric card`` of the scores in ``metrics`` (see docs/metrics.md).
     """
 
     status: Status
@@ -98,6 +99,7 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     run_dir: str | None = None
     start_step: int = 0
+    cards: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

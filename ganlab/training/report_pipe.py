@@ -73,7 +73,8 @@ class PipeReporter:
     def on_result(self, result: TrainResult) -> None:
         """The run's ending; the worker stores the metrics, so 'ganlab compare' shows final and best values."""
         best = {f"best_{k}": v for k, v in result.best_metrics.items()}
-        self._send("result", status=result.status, step=result.step, metrics={**result.metrics, **best},
+        cards = {"cards": result.cards} if result.cards else {}  # stored with the scores they describe
+        self._send("result", status=result.status, step=result.step, metrics={**result.metrics, **best, **cards},
                    error=result.error)
 
     def on_start_failure(self, exc: BaseException) -> None:
