@@ -43,10 +43,16 @@ class RunRow:
     wall_s: float | None = None
     ids: list[int] = field(default_factory=list)  # members, for a seed group
     spread: dict[str, float] = field(default_factory=dict)  # std per metric, for a seed group
+    cards: dict[str, Any] = field(default_factory=dict)  # metric name -> metric card (ganlab.metrics.card)
 
 
-def lower_is_better(metric: str) -> bool:
-    """Distances and losses go down; anything else (accuracy, scores) goes up."""
+def lower_is_better(metric: str, rows: Sequence[RunRow] = ()) -> bool:
+    """Whether ``metric`` improves downwards: as its metric card says, else by name (distances, losses, times)."""
+    base = metric.removeprefix("best_")
+    for row in rows:
+        for card in row.cards.values():
+            if isinstance(card, Mapping) and base in (card.get("outputs") or ()):
+                return bool(card.get("lower_is_better", True))
     name = metric.lower()
     return any(k in name for k in ("fd", "fid", "kid", "loss", "distance", "time", "wall"))
 
@@ -154,6 +160,7 @@ def group_seeds(rows: Sequence[RunRow]) -> list[RunRow]:
                 wall_s=statistics.fmean(walls) if walls else None,
                 ids=[m.id for m in members],
                 spread=spread,
+                cards=first.cards,  # the members differ by seed only, which cards leave out when compared
             )
         )
     return merged
@@ -178,7 +185,7 @@ def sort_rows(rows: list[RunRow], metric: str | None) -> list[RunRow]:
         raise ConfigError(f"--sort {metric!r}: no run has that metric{suggest(metric, known)} (known: {', '.join(known)})")
     if metric in ("id", "name", "step", "wall_s"):
         return sorted(rows, key=lambda r: (getattr(r, metric) is None, getattr(r, metric) or 0))
-    sign = 1.0 if lower_is_better(metric) else -1.0
+    sign = 1.0 if lower_is_better(metric, rows) else -1.0
 
     def key(r: RunRow) -> tuple[bool, float]:
         v = r.metrics.get(metric)
@@ -197,7 +204,7 @@ def best_values(rows: Sequence[RunRow], metrics: Iterable[str]) -> dict[str, flo
         values = [float(r.metrics[name]) for r in rows
                   if isinstance(r.metrics.get(name), (int, float)) and not math.isnan(r.metrics[name])]
         if values:
-            best[name] = min(values) if lower_is_better(name) else max(values)
+            best[name] = min(values) if lower_is_better(name, rows) else max(values)
     return best
 
 
