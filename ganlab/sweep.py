@@ -117,8 +117,15 @@ def parse_set(item: str) -> tuple[str, str]:
     return key, value.strip()
 
 
+#: Settings whose value is itself a comma list (``train.metrics=fd,kid,pr``): one value, never a sweep axis.
+WHOLE_VALUE_KEYS = frozenset({"metrics", "train.metrics"})
+
+
 def parse_sets(items: Iterable[str], *, lists: bool) -> dict[str, tuple[str, ...]]:
-    """Parse repeated ``--set`` options; with ``lists``, ``a,b`` is two values of a sweep axis."""
+    """Parse repeated ``--set`` options; with ``lists``, ``a,b`` is two values of a sweep axis.
+
+    Except for :data:`WHOLE_VALUE_KEYS`, whose commas separate the items of one value.
+    """
     out: dict[str, tuple[str, ...]] = {}
     for item in items:
         key, value = parse_set(item)
@@ -126,7 +133,7 @@ def parse_sets(items: Iterable[str], *, lists: bool) -> dict[str, tuple[str, ...
             raise ConfigError(
                 f"--set {key} is given twice; give it once (for a sweep, list the values: --set {key}=a,b)"
             )
-        out[key] = split_list(f"--set {key}=", value) if lists else (value,)
+        out[key] = split_list(f"--set {key}=", value) if lists and key not in WHOLE_VALUE_KEYS else (value,)
     return out
 
 

@@ -26,12 +26,16 @@ MAX_METRICS = 16
 
 
 def metric_names(value: Any) -> tuple[str, ...]:
-    """``"fd, kid,pr"`` -> ``("fd", "kid", "pr")``: stripped, first occurrence kept; ConfigError when empty."""
+    """``"fd, kid,pr"`` -> ``("fd", "kid", "pr")``: stripped, first occurrence kept; ConfigError for an empty item."""
     if not isinstance(value, str):
         raise ConfigError(f"train.metrics={value!r} must be metric names separated by ',' (e.g. fd,kid,pr)")
-    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
-    if not names:
+    items = [n.strip() for n in value.split(",")]
+    if not value.strip():
         raise ConfigError("train.metrics is empty; name at least one metric (e.g. fd), see 'ganlab plugins --kind metric'")
+    if not all(items):
+        raise ConfigError(f"train.metrics={value[:200]!r} has an empty item; separate metric names with single commas, "
+                          "e.g. fd,kid,pr")
+    names = tuple(dict.fromkeys(items))
     if len(names) > MAX_METRICS:
         raise ConfigError(f"train.metrics names {len(names)} metrics; at most {MAX_METRICS} per experiment")
     return names
@@ -51,7 +55,7 @@ def metric_specs(registry: Registry, config: ExperimentConfig | Mapping[str, Any
             known = [e.name for e in registry.entries("metric")]
             if registry.problem_for(name) is not None:
                 raise ConfigError(f"train.metrics: {exc}") from None
-            raise ConfigError(f"train.metrics: unknown metric {name!r}{suggest(name, known)} "
+            raise ConfigError(f"train.metrics: unknown metric {name[:100]!r}{suggest(name, known)} "
                               f"(available: {', '.join(known) or 'none'})") from None
     return specs
 
