@@ -277,7 +277,8 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
     else:
         for group in groups:
             why = ("; differs from A in " + "; ".join(group.differs)) if group.differs else ""
-            title = f"metric card {group.label} of {len(groups)} ({len(group.rows)} run(s)){why}"
-            render(group.rows, cols if columns else None, metric_names(group.rows), title=title)
+            # A heading line rather than the table's title: rich wraps a title to the table's width.
+            click.echo(printable(f"metric card {group.label} of {len(groups)} ({len(group.rows)} run(s)){why}"))
+            render(group.rows, cols if columns else None, metric_names(group.rows))
         click.echo(f"{len(groups)} metric cards among these runs: each table ranks only runs whose scores were "
                    "computed the same way (apart from the seed); --json shows the cards")
