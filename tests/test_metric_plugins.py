@@ -15,6 +15,7 @@ from training_helpers import PLUGINS as TRAINING_PLUGINS
 from training_helpers import tiny_config, tiny_registry
 
 from ganlab.cli import cli
+from ganlab.errors import ConfigError
 from ganlab.store.queue import Queue
 from ganlab.store.records import NewExperiment
 from ganlab.tblog.read import read_text
@@ -120,3 +121,41 @@ def test_compare_ranks_only_runs_whose_cards_match_apart_from_the_seed(tmp_path)
     fd_col = next(c for c in cols if c["key"] == "fd")
     assert fd_col["best"] == [2.0, 1.0] and cols[2]["key"] == "card_group"
     assert [r[2] for r in table_rows] == ["A", "A", "B"]
+
+
+def test_reported_names_follow_train_metrics_for_configs_and_stored_rows():
+    from ganlab.metrics import reported_names
+
+    registry = tiny_registry()
+    assert reported_names(tiny_config(registry), registry) == ["fd", "kid"]
+    with pytest.raises(ConfigError, match="data set of 256 images gives 64"):  # its holdout split is too small
+        tiny_config(registry, metrics="fd,pr,dc", eval_samples=128)
+    config = tiny_config(registry, metrics="fd,pr,dc", eval_samples=128, n=1000)
+    assert reported_names(config, registry) == ["fd", "precision", "recall", "density", "coverage"]
+    # A queue row's config (the dict), with the default left out as stored.
+    assert reported_names(json.loads(tiny_config(registry).to_json()), registry) == ["fd", "kid"]
+    assert reported_names(json.loads(config.to_json()), registry)[-1] == "coverage"
+
+
+def test_a_failing_metric_plugin_is_a_failed_evaluation_not_a_failed_run(tmp_path):
+    import numpy as np
+
+    import ganlab
+    from ganlab.metrics.suite import MetricFailed, MetricSuite
+    from ganlab.specs import ImageData
+
+    class Extractor:
+        card = staticmethod(lambda: {"backbone": "pixels"})
+
+        def __call__(self, images):
+            return np.asarray(images).reshape(len(images), -1)
+
+    pixels = ganlab.FeatureSpec("pixels", "", lambda ctx: Extractor())
+    broken = ganlab.MetricSpec("broken", "", ("score",), pixels, lambda r, f, ctx: 1 / 0)
+    wrong = ganlab.MetricSpec("wrong", "", ("score",), pixels, lambda r, f, ctx: {"other": 1.0})
+    data = ImageData(np.random.default_rng(0).integers(0, 255, (40, 4, 4, 1), dtype=np.uint8))
+    for spec, message in ((broken, "metric 'broken' failed: ZeroDivisionError"),
+                          (wrong, "metric 'wrong' returned ['other']; it must return score")):
+        with pytest.raises(MetricFailed, match=message.replace("[", r"\[").replace("]", r"\]")):
+            MetricSuite(data, [spec], n_real=20).floor()
+    assert issubclass(MetricFailed, ValueError)  # the trainer logs a failed evaluation and trains on

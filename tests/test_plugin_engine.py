@@ -397,6 +397,20 @@ def test_bad_spec_declarations_fail_at_construction():
         )
     with pytest.raises(Exception, match="out of range"):
         ganlab.Param("p", float, 5.0, low=0.0, high=1.0)
+    features = ganlab.FeatureSpec("f", "", lambda ctx: None)
+
+    def metric(**kw):
+        return ganlab.MetricSpec(**{"name": "m", "description": "", "outputs": ("m",), "features": features,
+                                    "compute": print, **kw})
+
+    with pytest.raises(PluginValidationError, match="outputs must be non-empty lower-case names"):
+        metric(outputs=("Bad Out",))
+    with pytest.raises(PluginValidationError, match="features must be a ganlab.FeatureSpec"):
+        metric(features="classifier")
+    with pytest.raises(PluginValidationError, match="min_samples must be an int >= 2"):
+        metric(min_samples=1)
+    with pytest.raises(PluginValidationError, match="feature extractor name"):
+        ganlab.FeatureSpec("Big", "", print)
 
 
 # ------------------------------------------------------------------ CLI

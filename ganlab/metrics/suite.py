@@ -16,12 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from ganlab.errors import PluginError
+from ganlab.errors import summary_line
 from ganlab.metrics.featurenet import data_digest
 from ganlab.params import resolve_params
 from ganlab.specs import Extractor, FeatureContext, ImageData, MetricContext, MetricSpec
 
-__all__ = ["MetricSuite", "split_indices"]
+__all__ = ["MetricFailed", "MetricSuite", "split_indices"]
+
+
+class MetricFailed(ValueError):
+    """A metric could not score this evaluation (degenerate samples, a plugin's bug); the run goes on.
+
+    A ValueError: the trainer reports a failed evaluation in the run's
+    warnings and metrics.jsonl and keeps training.
+    """
 
 # Images handed to a backbone at once: bounds the float copy of the data (1000 32x32x3 images: 12 MB).
 _IMAGE_BATCH = 1000
@@ -120,7 +128,11 @@ class MetricSuite:
             for spec in self.metrics:
                 name = spec.features.name
                 ctx = MetricContext(self.params[spec.name], self.seed, shared[name], self._reference[spec.name])
-                out.update(_checked(spec, spec.compute(self.real[name], other[name], ctx)))
+                try:
+                    values = spec.compute(self.real[name], other[name], ctx)
+                except Exception as exc:  # noqa: BLE001 - a metric plugin's failure, named, must not end the run
+                    raise MetricFailed(f"metric {spec.name!r} failed: {summary_line(exc)}") from exc
+                out.update(_checked(spec, values))
         return out
 
     def floor(self) -> dict[str, float]:
@@ -157,6 +169,6 @@ def _checked(spec: MetricSpec, values: Any) -> dict[str, float]:
     allowed = set(spec.outputs) | {f"{o}_std" for o in spec.outputs}
     if not isinstance(values, Mapping) or not set(spec.outputs) <= set(values) or not set(values) <= allowed:
         got = sorted(values) if isinstance(values, Mapping) else type(values).__name__
-        raise PluginError(f"metric {spec.name!r} returned {got}; it must return {', '.join(spec.outputs)} "
-                          "(and optionally <name>_std)")
+        raise MetricFailed(f"metric {spec.name!r} returned {got}; it must return {', '.join(spec.outputs)} "
+                           "(and optionally <name>_std)")
     return {k: float(v) for k, v in values.items()}
