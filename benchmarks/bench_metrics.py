@@ -48,7 +48,7 @@ print("RESULT " + json.dumps({"status": train_result.status, "rates": rates}))
 """
 
 SCORE = """
-import json, sys, time
+import json, statistics, sys, time
 import numpy as np
 from ganlab.registry import load_plugins
 from ganlab.metrics.suite import MetricSuite

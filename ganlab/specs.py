@@ -465,6 +465,8 @@ class MetricSpec:
         version: bump when ``compute`` changes what a score means; part of the card.
         min_samples: the fewest real and generated samples the metric is meaningful on;
             an experiment with a smaller ``eval_samples`` is refused at enqueue.
+        card_notes: optional ``(params, n_real, n_fake) -> dict`` of what a
+            parameter's automatic value became (e.g. KID's subset size), put on the card.
     """
 
     name: str
@@ -477,6 +479,7 @@ class MetricSpec:
     lower_is_better: bool = True
     version: int = 1
     min_samples: int = 2
+    card_notes: Callable[[Mapping[str, Any], int, int | None], Mapping[str, Any]] | None = None
 
     kind = "metric"
 

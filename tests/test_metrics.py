@@ -296,6 +296,7 @@ def test_a_suite_extracts_once_per_backbone_and_cards_every_metric(digits, tmp_p
     assert scores["kid_std"] > 0  # subsets of 250 of the 500 reference images: they differ
     cards = suite.cards()
     assert cards["kid"]["params"] == {"subsets": 50, "subset_size": 0} and cards["kid"]["n_real"] == 500
+    assert cards["kid"]["notes"] == {"subset_size": 250, "subset_size_rule": "min(500, n_real // 2)"}
     assert cards["pr"]["n_fake"] == 400 and cards["pr"]["backbone"] == "classifier-mlp-64"
     assert cards["fd"]["data_hash"] == suite.data_hash and cards["fd"]["seed"] == 1
     other_seed = MetricSuite(digits, specs, n_real=500, seed=2, cache_dir=tmp_path)

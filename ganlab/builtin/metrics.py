@@ -72,7 +72,16 @@ def kid_metric(features: FeatureSpec = CLASSIFIER, name: str = "kid") -> MetricS
             Param("subset_size", int, 0, "rows per subset; 0: min(500, n_real // 2)", low=0, high=100000),
         ),
         reference="Bińkowski et al. 2018, arXiv:1801.01401", lower_is_better=True, version=1, min_samples=10,
+        card_notes=_kid_notes,
     )
+
+
+def _kid_notes(params: Mapping[str, Any], n_real: int, n_fake: int | None) -> dict[str, Any]:
+    size = kid_subset_size(params, n_real)
+    rule = "given" if int(params.get("subset_size", 0)) > 0 else f"min({KID_MAX_AUTO_SUBSET}, n_real // 2)"
+    # The size actually drawn: clipped to the smaller set, as kid() does.
+    used = min(size, n_real, n_fake) if n_fake else size
+    return {"subset_size": used, "subset_size_rule": rule}
 
 
 _K = Param("k", int, 3, "nearest neighbour that sets each sample's ball radius", low=1, high=50)

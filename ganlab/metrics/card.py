@@ -39,6 +39,8 @@ def metric_card(spec: MetricSpec, params: Mapping[str, Any], backbone: Mapping[s
         "data_hash": data_hash,
         "seed": seed,
     }
+    if spec.card_notes is not None:
+        card["notes"] = dict(spec.card_notes(params, int(n_real), n_fake))
     per_seed = backbone.get("per_seed")
     if per_seed:
         card["per_seed"] = dict(per_seed)
