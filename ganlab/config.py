@@ -184,6 +184,7 @@ class Resolver:
         self._declared: dict[tuple[str, ...], tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]] = {}
         self._sections: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._shape_checks: dict[tuple[str, tuple[int, int, int]], str | None] = {}
+        self._metric_checks: dict[tuple[str, int, int | None], str | ConfigError] = {}
 
     def _declared_for(
         self, architecture: str, dataset: str, loss: str, augmentation: str = DEFAULT_AUGMENT
@@ -240,7 +241,7 @@ class Resolver:
             augment_params=augment_params,
         )
         info = self.data_info(dataset, config.dataset_params) if self.check_data else None
-        config.train["metrics"] = check_metrics(self.registry, config.train, info.num_examples if info else None)
+        config.train["metrics"] = self._metrics(config.train, info.num_examples if info else None)
         if info is not None:
             if arch_spec.conditional and info.num_classes is None:
                 raise ConfigError(
@@ -255,6 +256,19 @@ class Resolver:
                 if why:
                     raise ConfigError(f"architecture {architecture!r} cannot handle {dataset!r} images: {why}")
         return config
+
+    def _metrics(self, train: Mapping[str, Any], n_examples: int | None) -> str:
+        """``train.metrics`` checked (see :func:`check_metrics`), once per distinct value, sample count and data size."""
+        key = (str(train.get("metrics", DEFAULT_METRICS)), int(train.get("eval_samples", 0)), n_examples)
+        if key not in self._metric_checks:
+            try:
+                self._metric_checks[key] = check_metrics(self.registry, train, n_examples)
+            except ConfigError as exc:
+                self._metric_checks[key] = exc
+        found = self._metric_checks[key]
+        if isinstance(found, ConfigError):
+            raise found
+        return found
 
     def data_info(self, dataset: str, params: Mapping[str, Any]) -> DataInfo:
         """Shape facts of a dataset, or the one-line reason it cannot be loaded here."""
