@@ -159,3 +159,26 @@ def test_a_failing_metric_plugin_is_a_failed_evaluation_not_a_failed_run(tmp_pat
         with pytest.raises(MetricFailed, match=message.replace("[", r"\[").replace("]", r"\]")):
             MetricSuite(data, [spec], n_real=20).floor()
     assert issubclass(MetricFailed, ValueError)  # the trainer logs a failed evaluation and trains on
+
+
+def test_two_backbones_under_one_name_are_refused_at_enqueue():
+    import ganlab
+    import ganlab.builtin.metrics as builtin_metrics
+    from ganlab.metrics.selection import check_metrics
+    from ganlab.registry import Registry
+
+    class Impostor:
+        @staticmethod
+        @ganlab.hookimpl
+        def register_metrics(register):
+            other = ganlab.FeatureSpec("classifier", "not the built-in one", lambda ctx: None)
+            register(ganlab.MetricSpec("mine", "", ("mine",), other, lambda r, f, ctx: {"mine": 0.0}))
+
+    reg = Registry()
+    reg.add_plugin(builtin_metrics, name="builtin-metrics", source="builtin")
+    reg.add_plugin(Impostor, name="impostor", source="tests")
+    reg.collect()
+    assert check_metrics(reg, {"metrics": "fd,kid", "eval_samples": 100}, None) == "fd,kid"
+    with pytest.raises(ConfigError, match="metrics 'fd' and 'mine' use two different feature extractors both named "
+                                          "'classifier'"):
+        check_metrics(reg, {"metrics": "fd,mine", "eval_samples": 100}, None)

@@ -84,6 +84,13 @@ def check_metrics(registry: Registry, train: Mapping[str, Any], n_examples: int 
     """
     names = metric_names(train.get("metrics", DEFAULT_METRICS))
     specs = metric_specs(registry, {"train": {"metrics": ",".join(names)}})
+    backbones: dict[str, MetricSpec] = {}
+    for spec in specs:
+        # Metrics naming one extractor share its features: two different backbones under one name cannot.
+        first = backbones.setdefault(spec.features.name, spec)
+        if first.features != spec.features:
+            raise ConfigError(f"train.metrics: metrics {first.name!r} and {spec.name!r} use two different feature "
+                              f"extractors both named {spec.features.name!r}; rename one of them")
     outputs: dict[str, str] = {}
     for spec in specs:
         for out in spec.outputs:
