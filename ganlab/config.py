@@ -17,6 +17,7 @@ from typing import Any
 
 from ganlab.errors import ConfigError, DatasetUnavailable, GanlabError
 from ganlab.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS
+from ganlab.metrics.selection import DEFAULT_METRICS, check_metrics
 from ganlab.params import Param, resolve_params, suggest
 from ganlab.registry import Registry
 from ganlab.specs import DataInfo, LossSpec, TrainingDefaults
@@ -58,6 +59,8 @@ def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
         Param("checkpoint_every", int, 500, "steps between checkpoints", low=1, high=MAX_STEPS),
         Param("eval_every", int, 500, "steps between metric evaluations (also at the end)", low=1, high=MAX_STEPS),
         Param("eval_samples", int, 1000, "generated samples per evaluation", low=10, high=100000),
+        Param("metrics", str, DEFAULT_METRICS, "metrics computed at each evaluation, e.g. fd,kid,pr,dc "
+              "(see 'ganlab plugins --kind metric')"),
         Param("sample_every", int, 250, "steps between sample image grids", low=1, high=MAX_STEPS),
         Param("log_every", int, 10, "steps between scalar logs", low=1, high=MAX_STEPS),
         # GAN-aware stops (see ganlab.training.stops); 0 turns each off.
@@ -110,6 +113,9 @@ class ExperimentConfig:
             "loss": {"name": self.loss, "params": dict(self.loss_params)},
             "train": dict(self.train),
         }
+        # Absent when the default: configs (and hashes) from before train.metrics existed stay the same.
+        if out["train"].get("metrics") == DEFAULT_METRICS:
+            del out["train"]["metrics"]
         # Absent when off: configs (and hashes) from before augmentations existed stay the same.
         if self.augmentation != DEFAULT_AUGMENT:
             out["augment"] = {"name": self.augmentation, "params": dict(self.augment_params)}
@@ -124,7 +130,8 @@ class ExperimentConfig:
             arch_params=dict(d["architecture"]["params"]),
             dataset_params=dict(d["dataset"]["params"]),
             loss_params=dict(d["loss"]["params"]),
-            train=dict(d["train"]),
+            # A stored config leaves the default metrics out (see to_dict): put them back.
+            train={**dict(d["train"]), "metrics": d["train"].get("metrics", DEFAULT_METRICS)},
             augmentation=d.get("augment", {}).get("name", DEFAULT_AUGMENT),
             augment_params=dict(d.get("augment", {}).get("params", {})),
         )
@@ -214,6 +221,7 @@ class Resolver:
         self._declared: dict[tuple[str, ...], tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]] = {}
         self._sections: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._shape_checks: dict[tuple[str, tuple[int, int, int]], str | None] = {}
+        self._metric_checks: dict[tuple[str, int, int | None], str | ConfigError] = {}
 
     def _declared_for(
         self, architecture: str, dataset: str, loss: str, augmentation: str = DEFAULT_AUGMENT
@@ -285,8 +293,9 @@ class Resolver:
             augmentation=augmentation,
             augment_params=augment_params,
         )
-        if self.check_data:
-            info = self.data_info(dataset, config.dataset_params)
+        info = self.data_info(dataset, config.dataset_params) if self.check_data else None
+        config.train["metrics"] = self._metrics(config.train, info.num_examples if info else None)
+        if info is not None:
             if arch_spec.conditional and info.num_classes is None:
                 raise ConfigError(
                     f"architecture {architecture!r} is class-conditional but dataset {dataset!r} has no labels; "
@@ -300,6 +309,19 @@ class Resolver:
                 if why:
                     raise ConfigError(f"architecture {architecture!r} cannot handle {dataset!r} images: {why}")
         return config
+
+    def _metrics(self, train: Mapping[str, Any], n_examples: int | None) -> str:
+        """``train.metrics`` checked (see :func:`check_metrics`), once per distinct value, sample count and data size."""
+        key = (str(train.get("metrics", DEFAULT_METRICS)), int(train.get("eval_samples", 0)), n_examples)
+        if key not in self._metric_checks:
+            try:
+                self._metric_checks[key] = check_metrics(self.registry, train, n_examples)
+            except ConfigError as exc:
+                self._metric_checks[key] = exc
+        found = self._metric_checks[key]
+        if isinstance(found, ConfigError):
+            raise found
+        return found
 
     def data_info(self, dataset: str, params: Mapping[str, Any]) -> DataInfo:
         """Shape facts of a dataset, or the one-line reason it cannot be loaded here."""

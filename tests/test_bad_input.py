@@ -705,3 +705,25 @@ def test_a_bad_search_in_a_sweep_file_is_refused(queued: Path, toml: str, fragme
 ])
 def test_study_views_refuse_unknown_studies(queued: Path, args: list[str], fragment: str) -> None:
     refused([*args, "--db", str(queued)], queued.parent, fragment)
+
+
+# ------------------------------------------------------------- metric selection (train.metrics)
+
+
+METRIC_CASES = [
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,nosuch"], "unknown metric 'nosuch'"),
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,pr", "--set", "eval_samples=50"],
+     "metric 'pr' needs at least 100 samples but eval_samples=50"),
+    (["queue", "--db", "{db}", "add", "--set", "metrics=dc", "--set", "eval_samples=10,500"],
+     "metric 'dc' needs at least 100 samples"),  # one point of a sweep too few: the whole sweep is refused
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,,kid"], "has an empty item"),
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=kd"], "did you mean 'kid'?"),
+    (["train", "--steps", "1", "--set", "train.metrics=pr", "--set", "eval_samples=99"], "needs at least 100 samples"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), METRIC_CASES, ids=[" ".join(a[3:]) for a, _ in METRIC_CASES])
+def test_unknown_metrics_and_too_few_samples_are_refused_at_enqueue(queued: Path, args: list[str], fragment: str) -> None:
+    refused(_fill(args, db=str(queued)), queued.parent, fragment)
+    with Store.open(str(queued)) as store:
+        assert len(store.list_experiments()) == 3  # the three experiments make_db queued, nothing more

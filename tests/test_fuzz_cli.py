@@ -66,6 +66,10 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for v in ("nan", "inf", "-0.5", "1.5", HUGE, "x"):
         yield f"add-augment-p-{v!r}", [*add, "--augment", "ada", "--set", f"augment.p_init={v}"]
     yield "train-augment-list", ["train", "--steps", "1", "--augment", "ada,diffaugment"]
+    for v in ("nosuch", ",", "fd,,kid", f"{ESC}x", "[/]", "fd," + "x" * 5000, ",".join(["fd"] * 3 + [f"m{i}" for i in range(20)])):
+        yield f"add-metrics-{v[:12]!r}", [*add, "--set", f"train.metrics={v}"]
+    for v in ("10", "99"):
+        yield f"add-metrics-samples-{v}", [*add, "--set", "train.metrics=fd,pr,dc", "--set", f"eval_samples={v}"]
     big = ",".join(str(i) for i in range(1, 401))
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]

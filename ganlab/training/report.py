@@ -92,6 +92,7 @@ class TrainResult:
         run_dir: where the run's files are.
         start_step: the step this process started (or resumed) from.
         stop_reason: why a GAN-aware stop ended a ``stopped`` run (see :mod:`ganlab.training.stops`).
+        cards: ``metric name -> metric card`` of the scores in ``metrics`` (see docs/metrics.md).
     """
 
     status: Status
@@ -104,6 +105,7 @@ class TrainResult:
     run_dir: str | None = None
     start_step: int = 0
     stop_reason: str | None = None
+    cards: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

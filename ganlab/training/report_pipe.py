@@ -74,9 +74,10 @@ class PipeReporter:
     def on_result(self, result: TrainResult) -> None:
         """The run's ending; the worker stores the metrics, so 'ganlab compare' shows final and best values."""
         best = {f"best_{k}": v for k, v in result.best_metrics.items()}
-        # Only a stopped run has one: the event of every other ending stays as it was.
+        # Only a stopped run has a stop reason: the event of every other ending stays as it was.
         stop = {"stop_reason": result.stop_reason} if result.stop_reason else {}
-        self._send("result", status=result.status, step=result.step, metrics={**result.metrics, **best},
+        cards = {"cards": result.cards} if result.cards else {}  # stored with the scores they describe
+        self._send("result", status=result.status, step=result.step, metrics={**result.metrics, **best, **cards},
                    error=result.error, **stop)
 
     def on_start_failure(self, exc: BaseException) -> None:

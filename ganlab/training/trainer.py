@@ -22,6 +22,8 @@ import numpy as np
 
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, summary_line
+from ganlab.metrics.card import cards_markdown
+from ganlab.metrics.selection import metric_specs
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.augment import augment_for
@@ -178,10 +180,12 @@ class _Loop:
         self.saver = BackgroundSaver()
         self._saving: tuple[int, bool] | None = None  # (step, is it 'latest') of the write in flight
         self.stream = BatchStream(data, int(params["batch_size"]), int(params["seed"]), int(state.get("batches_taken", 0)))
-        self.tracker = MetricsTracker(data, int(params["eval_samples"]), int(params["seed"]), state.get("metrics"))
+        self.tracker = MetricsTracker(data, int(params["eval_samples"]), int(params["seed"]), state.get("metrics"),
+                                      metric_specs(trainer.registry, trainer.config))
         self.eval_z, self.eval_labels = self._eval_noise(data)
         self.stops = EarlyStops(params, state.get("stops"))
         self.stop_reason: str | None = None  # set by a GAN-aware stop; the loop ends the run at its next turn
+        self._cards_logged: dict[str, Any] = {}
         self.last: dict[str, float] = dict(state.get("last_losses", {}))
         # Lets 'ganlab sample' rebuild the generator without the dataset.
         self.data_info = {
@@ -334,6 +338,7 @@ class _Loop:
             run_dir=str(self.run_dir.path),
             start_step=self.start,
             stop_reason=stop_reason,
+            cards=dict(self.tracker.cards),
         )
 
     # ----------------------------------------------------------- per-event
@@ -388,10 +393,14 @@ class _Loop:
         if reason is not None and self.stop_reason is None:
             self.stop_reason = reason
         self.writer.scalars({**self.tracker.scalars(), **{f"metrics/{k}": v for k, v in extra.items()}}, self.step)
+        if self.tracker.cards != self._cards_logged:
+            # Once per run (and again if they change): how every score was computed, beside the curves.
+            self.writer.text("metric_cards", cards_markdown(self.tracker.cards), self.step)
+            self._cards_logged = dict(self.tracker.cards)
         self.writer.flush()
         self.run_dir.append_metrics(
             {"step": self.step, **record, **extra, "ema": self.gan.ema_generator is not None,
-             "protocol": self.tracker.protocol}
+             "protocol": self.tracker.protocol, "cards": self.tracker.cards}
         )
         self.reporter.on_eval(self.step, {**record, **{f"best_{k}": v for k, v in self.tracker.best.items()}})
         return improved
