@@ -213,6 +213,11 @@ def _one_line_naming(exc: pytest.ExceptionInfo, url: str, path) -> None:
 
 
 def test_no_network_is_one_line_naming_the_url_and_the_path(tmp_path):
+    said = []
+    with pytest.raises(WeightsUnavailable) as exc:
+        locate_weights(KERAS_IMAGENET, directory=tmp_path, url=UNREACHABLE, log=said.append)
+    _one_line_naming(exc, UNREACHABLE, tmp_path / KERAS_IMAGENET.relpath)
+    assert said == []  # the error is the only line a user sees
     with pytest.raises(WeightsUnavailable) as exc:
         load_inception("keras", directory=tmp_path, url=UNREACHABLE)
     _one_line_naming(exc, UNREACHABLE, tmp_path / KERAS_IMAGENET.relpath)
@@ -226,11 +231,13 @@ def test_no_network_is_one_line_naming_the_url_and_the_path(tmp_path):
 def test_weights_are_downloaded_once_into_the_cache(tmp_path):
     published = tmp_path / "published.h5"
     published.write_bytes(b"weights" * 1000)
-    cache = tmp_path / "cache"
-    path = locate_weights(KERAS_IMAGENET, directory=cache, url=published.as_uri())
+    cache, said = tmp_path / "cache", []
+    path = locate_weights(KERAS_IMAGENET, directory=cache, url=published.as_uri(), log=said.append)
     assert path == cache / KERAS_IMAGENET.relpath and path.read_bytes() == published.read_bytes()
+    assert len(said) == 2 and said[0].startswith("downloading") and str(path) in said[0]
     published.unlink()
-    assert locate_weights(KERAS_IMAGENET, directory=cache, url=published.as_uri()) == path  # found, not fetched
+    assert locate_weights(KERAS_IMAGENET, directory=cache, url=published.as_uri(), log=said.append) == path
+    assert len(said) == 2  # found in the cache, not fetched again
 
 
 def _tgz(tmp_path, members: dict[str, bytes]):

@@ -20,10 +20,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +111,10 @@ def _unavailable(source: WeightsSource, url: str, path: Path, why: str) -> Weigh
     )
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def locate_weights(
     source: WeightsSource,
     *,
@@ -115,6 +122,7 @@ def locate_weights(
     url: str | None = None,
     download: bool = True,
     timeout: float = 60.0,
+    log: Callable[[str], None] = _to_stderr,
 ) -> Path:
     """The path of ``source``'s weights file, downloading it on first use.
 
@@ -125,6 +133,8 @@ def locate_weights(
             ``file://`` URL).
         download: ``False`` never touches the network.
         timeout: seconds before an unanswered connection counts as no network.
+        log: receives one line before a download and one after (a first
+            download is about 90 MB and should not look like a hang).
 
     Raises:
         WeightsUnavailable: the file is absent and cannot be fetched; its one-line
@@ -144,8 +154,11 @@ def locate_weights(
     # download never leaves a truncated file that a later run would trust.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
         fetched = Path(tmp) / "download"
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(fetched, "wb") as out:
+                # Said once connected, so that with no network the error is the only line.
+                log(f"downloading the Inception weights {source.name} from {url} to {path} (once)")
                 shutil.copyfileobj(response, out, _CHUNK)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
@@ -156,6 +169,8 @@ def locate_weights(
                     shutil.copyfileobj(f, out, _CHUNK)
             else:
                 _extract_member(fetched, source, url, path, out)
+        size = fetched.stat().st_size
+    log(f"downloaded {size / 1e6:.1f} MB in {time.monotonic() - started:.0f} s")
     return path
 
 
