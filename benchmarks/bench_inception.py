@@ -65,11 +65,13 @@ def _standins(home: Path) -> None:
     pb.write_bytes(frozen.graph.as_graph_def().SerializeToString())
 
 
-def _per_1000(fn, images, batch: int) -> float:
+def _per_1000(fn, images, batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) per 1,000 images."""
     fn(images[:batch])  # warm-up: tracing
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     fn(images)
-    return (time.perf_counter() - started) / len(images) * 1000
+    scale = 1000 / len(images)
+    return (time.perf_counter() - started) * scale, (time.process_time() - cpu) * scale
 
 
 def _reference(images, batch: int):
@@ -106,30 +108,41 @@ def main() -> None:
             backbone = load_inception(source, download=False)
             rows[f"Inception-V3, `{source}` path"] = _per_1000(
                 lambda x, b=backbone: b.features(x, batch_size=batch), images, batch)
-            print(f"{source}: {rows[f'Inception-V3, `{source}` path']:.1f} s per 1,000 images", flush=True)
+            print(f"{source}: {rows[f'Inception-V3, `{source}` path'][0]:.1f} s per 1,000 images", flush=True)
+
+        from threadpoolctl import threadpool_limits
 
         rng = np.random.default_rng(2)
         stats = [gaussian_stats(rng.normal(size=(2100, 2048))) for _ in range(2)]
-        started = time.perf_counter()
-        frechet_from_stats(*stats[0], *stats[1])
-        fid_seconds = time.perf_counter() - started
+        fid = {}
+        for threads in (None, 1):  # BLAS's default threads, then one (what the classifier FD uses)
+            with threadpool_limits(limits=threads, user_api="blas"):
+                started, cpu = time.perf_counter(), time.process_time()
+                frechet_from_stats(*stats[0], *stats[1])
+                fid[threads] = (time.perf_counter() - started, time.process_time() - cpu)
 
     ref = rows["classifier feature net (reference)"]
-    table = [f"| {name} | {s:.2f} s | {s / ref:,.0f}x |" for name, s in rows.items()]
+    table = [f"| {name} | {wall:.2f} s | {wall / ref[0]:,.0f}x | {cpu:.2f} s |" for name, (wall, cpu) in rows.items()]
     print("\n".join(table))
-    print(f"one FID from 2048-d statistics: {fid_seconds:.2f} s")
+    print(f"one FID from 2048-d statistics: {fid[None][0]:.2f} s wall ({fid[None][1]:.2f} s CPU) with BLAS's "
+          f"default threads, {fid[1][0]:.2f} s with one thread")
     section = f"""## {HEADING}
 
 {machine}. {n} random {size}x{size} RGB images, batches of {batch}, after one
 warm-up batch; InceptionV3 with random weights (stand-ins: a forward pass
 costs the same whatever the weights), on TensorFlow.
 
-| features | seconds per 1,000 images | vs reference |
-|---|---|---|
+| features | wall seconds per 1,000 images | vs reference | CPU seconds (all threads) |
+|---|---|---|---|
 {chr(10).join(table)}
 
-One FID from two sets of 2048-d statistics (mean, covariance; two 2048x2048
-eigendecompositions) takes {fid_seconds:.2f} s on top. Every image is resized to
+CPU seconds move far less with the shared VM's load than wall time; on an
+idle machine the wall time is roughly the CPU time divided by the cores
+TensorFlow can use. One FID from two sets of 2048-d statistics (mean,
+covariance; two 2048x2048 eigendecompositions) takes {fid[None][0]:.2f} s wall
+({fid[None][1]:.2f} s CPU) with BLAS's default threads and {fid[1][0]:.2f} s with one
+BLAS thread: on a loaded machine, threads fighting over the cores cost more
+than they bring. Every image is resized to
 299x299 first, so the cost hardly depends on the data set's image size. The
 real data's statistics are computed once per data set and cached
 (`ganlab.metrics.reference_stats`); each evaluation pays only for the

@@ -281,7 +281,8 @@ def test_reference_stats_are_computed_once_then_read_from_the_cache(tmp_path, sm
     first = reference_stats(real, small_backbone, cache_dir=tmp_path)
     mu, cov = gaussian_stats(small_backbone.features(real))
     assert not first.from_cache and first.n == 6
-    np.testing.assert_allclose(first.mu, mu) and np.testing.assert_allclose(first.cov, cov)
+    np.testing.assert_allclose(first.mu, mu)
+    np.testing.assert_allclose(first.cov, cov)
     again = reference_stats(real, small_backbone, cache_dir=tmp_path)
     assert again.from_cache and again.key == first.key
     np.testing.assert_array_equal(again.cov, first.cov)
@@ -348,3 +349,9 @@ def test_inception_fid_and_kid_use_the_distances_formulas(tmp_path, small_backbo
     assert k["kid_subset_size"] == 3  # below the 6 samples, so the subsets differ
     assert (k["inception_kid"], k["inception_kid_std"]) == pytest.approx(kid(fr, ff, subset_size=3, seed=0), rel=1e-9)
     assert k["inception_kid_std"] > 0 and k["inception_kid"] > 0
+
+
+def test_the_stats_cache_folder_follows_ganlab_cache_dir(tmp_path, monkeypatch, small_backbone, real):
+    monkeypatch.setenv("GANLAB_CACHE_DIR", str(tmp_path))
+    stats = reference_stats(real, small_backbone)
+    assert [p.name for p in (tmp_path / "inception-stats").iterdir()] == [f"{stats.key[:24]}.npz"]
