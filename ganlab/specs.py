@@ -402,6 +402,9 @@ class Extractor(Protocol):
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """``(N, H, W, C)`` float in ``[-1, 1]`` (or uint8) -> ``(N, D)`` features."""
 
+    # Optional: ``reference_features(images) -> (N, D)`` for the real and held-out images, where
+    # the extractor keeps them cached across runs (Inception does); without it they are computed.
+
 
 @dataclass(frozen=True)
 class FeatureSpec:

@@ -355,3 +355,42 @@ def test_the_stats_cache_folder_follows_ganlab_cache_dir(tmp_path, monkeypatch, 
     monkeypatch.setenv("GANLAB_CACHE_DIR", str(tmp_path))
     stats = reference_stats(real, small_backbone)
     assert [p.name for p in (tmp_path / "inception-stats").iterdir()] == [f"{stats.key[:24]}.npz"]
+
+
+# ------------------------------------------------------------------ as metric plugins
+
+
+def test_inception_fid_and_kid_are_metrics_with_cached_real_features(tmp_path, monkeypatch):
+    """``train.metrics=inception_fid,inception_kid`` end to end through the metric suite, on a stand-in graph."""
+    from ganlab.metrics.selection import metric_specs
+    from ganlab.metrics.suite import MetricSuite
+    from ganlab.registry import load_plugins
+    from ganlab.specs import ImageData
+
+    home = tmp_path / "keras"
+    graph = home / "models" / TF_FID_GRAPH.relpath
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(_standin_graph(3, channels=16)[0])
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setenv("GANLAB_CACHE_DIR", str(tmp_path / "cache"))
+    specs = metric_specs(load_plugins(""), {"train": {"metrics": "inception_fid,inception_kid"}})
+    assert [s.outputs[0] for s in specs] == ["inception_fid", "inception_kid"]
+
+    data = ImageData(np.random.default_rng(0).integers(0, 255, (40, 8, 8, 1), dtype=np.uint8))
+    suite = MetricSuite(data, specs, n_real=20, seed=0)
+    assert len(suite.extractors) == 1  # one network shared by both metrics
+    floor = suite.floor()
+    scores = suite.evaluate(np.random.default_rng(1).uniform(-1, 1, (20, 8, 8, 1)).astype(np.float32))
+    assert set(scores) == {"inception_fid", "inception_kid", "inception_kid_std"}
+    assert all(np.isfinite(v) for v in [*scores.values(), *floor.values()])
+    assert scores["inception_fid"] > floor["inception_fid"]  # noise is further from the data than held-out data
+    card = suite.cards()["inception_fid"]
+    assert card["weights"] == f"tf-fid-inception-2015-12-05 sha256:{hashlib.sha256(graph.read_bytes()).hexdigest()}"
+    assert card["backbone"] == "inception-v3" and "299x299" in card["resize"]
+
+    # The real and held-out features were cached; a second run on the same data reads them back.
+    cached = sorted((tmp_path / "cache" / "inception-stats").glob("*.npz"))
+    assert len(cached) == 2  # the reference sample and the held-out floor sample
+    again = MetricSuite(data, specs, n_real=20, seed=0)
+    np.testing.assert_allclose(np.sort(again.real["inception"], axis=0), np.sort(suite.real["inception"], axis=0))
+    assert sorted((tmp_path / "cache" / "inception-stats").glob("*.npz")) == cached

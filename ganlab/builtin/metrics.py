@@ -126,5 +126,9 @@ def _picked(fn: Any, keys: tuple[str, ...]) -> Any:
 
 @hookimpl
 def register_metrics(register: Any) -> None:
-    for spec in (fd_metric(), kid_metric(), pr_metric(), dc_metric()):
+    from ganlab.metrics.inception_features import INCEPTION
+
+    # The Inception pair is what papers report; its network loads only when a run names it.
+    for spec in (fd_metric(), kid_metric(), pr_metric(), dc_metric(),
+                 fd_metric(INCEPTION, "inception_fid"), kid_metric(INCEPTION, "inception_kid")):
         register(spec)

@@ -108,10 +108,18 @@ class MetricSuite:
                 self.extractors[name] = spec.features.build(context)
         # The training split is already a seeded permutation: its head is a random sample.
         self.real_idx = np.sort(self.train_idx[:n_real])
-        self.real = {name: self.features(name, images[self.real_idx]) for name in self.extractors}
+        self.real = {name: self.reference_features(name, images[self.real_idx]) for name in self.extractors}
         self._reference: dict[str, dict[str, Any]] = {m.name: {} for m in self.metrics}
         self._floor: dict[str, float] | None = None
         self.n_fake: int | None = None
+
+    def reference_features(self, extractor: str, images: np.ndarray) -> np.ndarray:
+        """Features of real images: from the extractor's own cache where it keeps one (a fixed network's
+        real features are the same for every run on a data set), else computed like any others."""
+        cached = getattr(self.extractors[extractor], "reference_features", None)
+        if cached is None:
+            return self.features(extractor, images)
+        return np.asarray(cached(_as_float(images)))
 
     def features(self, extractor: str, images: np.ndarray) -> np.ndarray:
         """``extractor``'s features of ``images``, in batches."""
@@ -140,7 +148,7 @@ class MetricSuite:
         """Scores of held-out real images: what a perfect generator would get at this sample size."""
         if self._floor is None:
             held = self._images[np.sort(self.holdout_idx)]
-            self._floor = self._scores({name: self.features(name, held) for name in self.extractors})
+            self._floor = self._scores({name: self.reference_features(name, held) for name in self.extractors})
         return dict(self._floor)
 
     def evaluate(self, fake: np.ndarray) -> dict[str, float]:
