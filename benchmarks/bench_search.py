@@ -98,7 +98,7 @@ def write_doc(grid: dict[str, float], tpe: dict[str, float], steps: int, eval_ev
         f" step from the two rows gives a = {model[0]:.0f} s per run (process start-up, data, the evaluations, the"
         f" checkpoints) and b = {model[1] * 1000:.0f} ms per step: with runs this short the fixed cost per run, which"
         " a pruned run pays in full, is most of the bill, so the seconds fall far less than the steps. With longer"
-        " runs the saving tends to the step ratio.\n")
+        " runs (or a faster start-up) the ratio of seconds approaches the ratio of steps.\n")
     verdict = "reached" if tpe["best_fd"] <= grid["best_fd"] else "did not reach"
     section = f"""## Search: TPE with ASHA vs a full grid
 
