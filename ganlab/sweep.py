@@ -118,8 +118,15 @@ def parse_set(item: str) -> tuple[str, str]:
     return key, value.strip()
 
 
+#: Settings whose value is itself a comma list (``train.metrics=fd,kid,pr``): one value, never a sweep axis.
+WHOLE_VALUE_KEYS = frozenset({"metrics", "train.metrics"})
+
+
 def parse_sets(items: Iterable[str], *, lists: bool) -> dict[str, tuple[str, ...]]:
-    """Parse repeated ``--set`` options; with ``lists``, ``a,b`` is two values of a sweep axis."""
+    """Parse repeated ``--set`` options; with ``lists``, ``a,b`` is two values of a sweep axis.
+
+    Except for :data:`WHOLE_VALUE_KEYS`, whose commas separate the items of one value.
+    """
     out: dict[str, tuple[str, ...]] = {}
     for item in items:
         key, value = parse_set(item)
@@ -131,7 +138,7 @@ def parse_sets(items: Iterable[str], *, lists: bool) -> dict[str, tuple[str, ...
             # Before the comma split: log(1e-5,1e-3) is one value, a range for --search random|tpe.
             out[key] = (parse_distribution(key, value),)
         else:
-            out[key] = split_list(f"--set {key}=", value) if lists else (value,)
+            out[key] = split_list(f"--set {key}=", value) if lists and key not in WHOLE_VALUE_KEYS else (value,)
     return out
 
 

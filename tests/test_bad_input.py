@@ -113,6 +113,8 @@ INTEGER_CASES = [
     _queue("{db}", "show", BIG), _queue("{db}", "show", "0"), _queue("{db}", "show", PG_ONLY),
     _queue("{db}", "cancel", BIG), _queue("{db}", "cancel", "1", PG_ONLY),
     _queue("{db}", "retry", BIG), _queue("{db}", "rm", BIG), _queue("{db}", "rm", "1", PG_ONLY),
+    _queue("{db}", "extend", BIG, "--steps", "9"), _queue("{db}", "extend", "1", "--steps", BIG),
+    _queue("{db}", "extend", "1", "--steps", PG_ONLY),
     _queue("{db}", "priority", BIG, "1"), _queue("{db}", "priority", "1", BIG), _queue("{db}", "priority", "1", PG_ONLY),
     _queue("{db}", "list", "--limit", BIG), _queue("{db}", "list", "--limit", "-1"),
     _queue("{db}", "add", "--steps", BIG), _queue("{db}", "add", "--steps", PG_ONLY),
@@ -468,11 +470,47 @@ def test_db_upgrade_refuses_a_damaged_database(folder: Path) -> None:
     assert "nothing to upgrade" not in line
 
 
+# ------------------------------------------------------------- queue extend
+
+
+def test_queue_extend_refuses_what_it_cannot_extend_and_changes_nothing(folder: Path) -> None:
+    db = make_db(folder / "q.db", queued=6)  # 1 stays queued; 2 running, 3 failed, 4 and 5 succeeded, 6 stopped
+    with Queue.open(str(db)) as q:
+        claims = {c.id: c for c in (q.claim("w", lease_s=300) for _ in range(6))}
+        q.release(1, claims[1].token)
+        q.finish(3, claims[3].token, "failed", error="boom")
+        for exp_id in (4, 5):
+            q.finish(exp_id, claims[exp_id].token, "succeeded", step=5)
+        q.finish(6, claims[6].token, "stopped", step=3, stop_reason="no fd improvement in 2 evaluations")
+    # 5's config, with 9 steps, queued separately: extending 5 to 9 would make a second copy of it.
+    with Store.open(str(db)) as store:
+        twin = store.get(5).experiment_config()
+        store.enqueue([NewExperiment(type(twin).from_dict({**twin.to_dict(), "train": {**twin.train, "steps": 9}}),
+                                     name="twin")])
+    Path(f"{db}-lock").unlink(missing_ok=True)
+    base = _queue(str(db), "extend")
+    refused([*base, "99", "--steps", "9"], folder, "no experiment 99")
+    for exp_id, status in ((1, "queued"), (2, "running"), (3, "failed")):
+        refused([*base, str(exp_id), "--steps", "9"], folder, f"experiment {exp_id} is {status}",
+                "only succeeded, pruned, stopped experiments can be extended")
+    refused([*base, "4", "--steps", "5"], folder, "experiment 4 already trains for 5 steps", "new total")
+    refused([*base, "4", "--steps", "3"], folder, "must be more than that")
+    refused([*base, "4", "1", "--steps", "9"], folder, "experiment 1 is queued")  # all or nothing
+    refused([*base, "5", "--steps", "9"], folder, "experiment 7 (queued) already has experiment 5's config with 9 steps")
+    refused([*base, "4", "--steps", "0"], folder, "--steps")
+    # What is allowed goes through: the stopped one, with its reason cleared and the same row.
+    assert "extended 6 from 5 to 9 steps; queued, resumes" in ok([*base, "6", "--steps", "9"]).output
+    with Store.open(str(db)) as store:
+        rec = store.get(6)
+    assert (rec.status, rec.total_steps, rec.step, rec.stop_reason, rec.attempts) == ("queued", 9, 3, None, 0)
+    assert rec.config["train"]["steps"] == 9 and rec.config_hash == rec.experiment_config().hash
+
+
 # ------------------------------------------------------------- lock file
 
 
 @pytest.mark.parametrize("args", [["cancel", "99"], ["retry", "1"], ["rm", "99"], ["priority", "99", "1"],
-                                  ["cancel", "1", "99"]], ids=" ".join)
+                                  ["cancel", "1", "99"], ["extend", "1", "--steps", "10"]], ids=" ".join)
 def test_a_refused_write_leaves_no_lock_file(queued: Path, args: list[str]) -> None:
     refused(_queue(str(queued), *args), queued.parent)
     assert not Path(f"{queued}-lock").exists()
@@ -667,3 +705,25 @@ def test_a_bad_search_in_a_sweep_file_is_refused(queued: Path, toml: str, fragme
 ])
 def test_study_views_refuse_unknown_studies(queued: Path, args: list[str], fragment: str) -> None:
     refused([*args, "--db", str(queued)], queued.parent, fragment)
+
+
+# ------------------------------------------------------------- metric selection (train.metrics)
+
+
+METRIC_CASES = [
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,nosuch"], "unknown metric 'nosuch'"),
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,pr", "--set", "eval_samples=50"],
+     "metric 'pr' needs at least 100 samples but eval_samples=50"),
+    (["queue", "--db", "{db}", "add", "--set", "metrics=dc", "--set", "eval_samples=10,500"],
+     "metric 'dc' needs at least 100 samples"),  # one point of a sweep too few: the whole sweep is refused
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,,kid"], "has an empty item"),
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=kd"], "did you mean 'kid'?"),
+    (["train", "--steps", "1", "--set", "train.metrics=pr", "--set", "eval_samples=99"], "needs at least 100 samples"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), METRIC_CASES, ids=[" ".join(a[3:]) for a, _ in METRIC_CASES])
+def test_unknown_metrics_and_too_few_samples_are_refused_at_enqueue(queued: Path, args: list[str], fragment: str) -> None:
+    refused(_fill(args, db=str(queued)), queued.parent, fragment)
+    with Store.open(str(queued)) as store:
+        assert len(store.list_experiments()) == 3  # the three experiments make_db queued, nothing more

@@ -66,6 +66,10 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for v in ("nan", "inf", "-0.5", "1.5", HUGE, "x"):
         yield f"add-augment-p-{v!r}", [*add, "--augment", "ada", "--set", f"augment.p_init={v}"]
     yield "train-augment-list", ["train", "--steps", "1", "--augment", "ada,diffaugment"]
+    for v in ("nosuch", ",", "fd,,kid", f"{ESC}x", "[/]", "fd," + "x" * 5000, ",".join(["fd"] * 3 + [f"m{i}" for i in range(20)])):
+        yield f"add-metrics-{v[:12]!r}", [*add, "--set", f"train.metrics={v}"]
+    for v in ("10", "99"):
+        yield f"add-metrics-samples-{v}", [*add, "--set", "train.metrics=fd,pr,dc", "--set", f"eval_samples={v}"]
     big = ",".join(str(i) for i in range(1, 401))
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]
@@ -86,6 +90,7 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"show-{ident!r}", ["queue", "show", ident]
         yield f"cancel-{ident!r}", ["queue", "cancel", ident]
         yield f"retry-{ident!r}", ["queue", "retry", ident]
+        yield f"extend-{ident!r}", ["queue", "extend", ident, "--steps", "10"]
         yield f"rm-{ident!r}", ["queue", "rm", ident]
         yield f"priority-id-{ident!r}", ["queue", "priority", ident, "1"]
         yield f"logs-{ident!r}", ["logs", ident]
@@ -94,6 +99,12 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"tensorboard-id-{ident!r}", ["tensorboard", "--id", ident]
     for v in (HUGE, "--", HUGE_NEG, "nan", "2147483648"):
         yield f"priority-value-{v!r}", ["queue", "priority", "1", "--", v]
+    # Experiment 1 succeeded with 5 steps, 2 is queued: a budget not above 5, a queued one (alone or with 1).
+    for v in BAD_INTS + ("0", "-3", "5", "4"):
+        yield f"extend-steps-{v!r}", ["queue", "extend", "1", "--steps", v]
+    yield "extend-queued", ["queue", "extend", "2", "--steps", "10"]
+    yield "extend-one-queued", ["queue", "extend", "1", "2", "--steps", "10"]
+    yield "extend-no-steps", ["queue", "extend", "1"]
     for v in (HUGE, "-1", "nan"):
         yield f"list-limit-{v!r}", ["queue", "list", "--limit", v]
     for v in ("0", "-5", HUGE, "x"):

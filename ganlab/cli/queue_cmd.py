@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ganlab.build_check import check_builds
-from ganlab.cli import queue_view
+from ganlab.cli import queue_extend_cmd, queue_view
 from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_table
@@ -19,6 +19,7 @@ from ganlab.cli.types import Count, ExperimentId, Priority
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatabaseMissing
 from ganlab.limits import DEFAULT_MAX_EXPERIMENTS
+from ganlab.metrics.selection import DEFAULT_METRICS, metric_names
 from ganlab.names import check_name, printable
 from ganlab.plugin_files import PluginFile, check_folder, read_source
 from ganlab.store.records import ExperimentRecord, NewExperiment, check_tag
@@ -121,7 +122,8 @@ def add(
     files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
     items = [
         NewExperiment(p.config, p.name, p.priority, p.tags,
-                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation))
+                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation,
+                                         metric_names(p.config.train.get("metrics", DEFAULT_METRICS))))
         for p in planned
     ]
     with open_db(ctx, Store, create=True) as store:
@@ -307,3 +309,4 @@ def priority_cmd(ctx: click.Context, exp_id: int, priority: int) -> None:
 # The read-only views live in their own module: queue_view.py.
 queue.add_command(queue_view.list_cmd)
 queue.add_command(queue_view.show)
+queue.add_command(queue_extend_cmd.extend)

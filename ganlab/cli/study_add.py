@@ -77,7 +77,7 @@ def queue_search(
     pinned = tuple(PluginFile(**f) for f in files)
     items = [NewExperiment(first, f"{study_name}-{k}", priority, tags, plugin_files=pinned)
              for k in range(settings.trials)]
-    study = NewStudy(study_name, settings.objective, check_objective(settings.objective), settings.sampler,
+    study = NewStudy(study_name, settings.objective, check_objective(settings.objective, first, registry), settings.sampler,
                      settings.prune, settings.trials, space.to_json(), study_seed(study_name))
     with open_db(ctx, Store, create=True) as store:
         _, result = store.enqueue_study(study, items)
@@ -105,7 +105,7 @@ def queue_grid_study(
     first = planned[0].config
     base = name or f"{first.architecture}-{first.dataset}-{first.loss}"
     study_name = _study_name(ctx, settings, base)
-    study = NewStudy(study_name, settings.objective, check_objective(settings.objective), "grid", settings.prune,
+    study = NewStudy(study_name, settings.objective, check_objective(settings.objective, first, registry), "grid", settings.prune,
                      len(items), {}, study_seed(study_name))
     with open_db(ctx, Store, create=True) as store:
         _, result = store.enqueue_study(study, items, allow_duplicates=allow_duplicates)

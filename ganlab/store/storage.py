@@ -24,6 +24,7 @@ from ganlab.plugin_files import PluginFile
 from ganlab.store.chunks import chunks
 from ganlab.store.database import WRITE_OPTION, open_engine, translate_error
 from ganlab.store.enqueue import add_experiments, checked_and_hashed, find_duplicates
+from ganlab.store.extend import Extended, extend_experiments
 from ganlab.store.lifecycle import RETRYABLE, STATUSES, check_transition
 from ganlab.store.models import Experiment, ExperimentTag, Study, Worker, utcnow
 from ganlab.store.reconnect import reconnects
@@ -359,6 +360,16 @@ class Store:
                 ):
                     run_dirs[exp_id] = run_dir
             return [(i, run_dirs[i]) for i in unique]
+
+    def extend(self, ids: Sequence[int], steps: int) -> list[Extended]:
+        """Raise succeeded, pruned or stopped experiments' step budget to ``steps`` and queue them again.
+
+        All or nothing (see :func:`ganlab.store.extend.extend_experiments`): the
+        worker resumes each in its own run dir from its latest checkpoint.
+        """
+        unique = list(dict.fromkeys(ids))
+        with self._tx(write=True) as conn:
+            return extend_experiments(conn, unique, int(steps), self._lock(conn, unique))
 
     def remove(self, ids: Sequence[int]) -> list[int]:
         """Delete experiments that are not running (all or nothing); returns the ids removed."""

@@ -356,7 +356,7 @@ class Worker:
                 self.queue.finish(exp_id, token, "cancelled", metrics=outcome.metrics, step=child.step,
                                   error="cancelled by request", losses=child.losses)
                 status = "cancelled"
-            elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
+            elif outcome.status == "released" or (self._stop_requests and outcome.retryable):
                 # "cancelled" if one was requested; a child that never reported keeps the stored step.
                 status = self.queue.release(exp_id, token, step=child.step or None)
             elif outcome.status == "failed" and outcome.retryable:
@@ -364,7 +364,7 @@ class Worker:
                                             max_attempts=self.options.max_attempts)
             else:
                 self.queue.finish(exp_id, token, outcome.status, metrics=outcome.metrics, step=child.step,
-                                  error=outcome.error, losses=child.losses)
+                                  error=outcome.error, losses=child.losses, stop_reason=outcome.stop_reason)
                 status = outcome.status
         except LeaseLost as exc:
             self.display.event(f"#{exp_id} result discarded: {exc}")
@@ -382,8 +382,10 @@ class Worker:
             detail = shown if status == "succeeded" or shown else error_line
             self.display.event(f"#{exp_id} {child.name}: {status} at step {child.step}  {detail}".rstrip())
         elif status == "queued":
-            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "stopped"
+            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "released"
                    else f"{outcome.reason}; requeued")
             self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
+        elif status == "stopped":
+            self.display.event(f"#{exp_id} {child.name}: stopped at step {child.step}: {outcome.reason}")
         else:
             self.display.event(f"#{exp_id} {child.name}: {status}: {outcome.reason}")
