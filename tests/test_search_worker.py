@@ -55,7 +55,7 @@ def worker(url: str, runs: Path, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def done(proc: subprocess.Popen[str], timeout: float = 400) -> str:
+def done(proc: subprocess.Popen[str], timeout: float = 900) -> str:  # generous: a shared 2-core CI box
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
     return out
