@@ -119,12 +119,14 @@ def test_two_workers_on_postgresql_draw_each_trial_once(tmp_path):
         outs = [done(w) for w in workers]
         trials = show(url, "pg")["trials"]
         assert sorted(t["trial"] for t in trials) == [0, 1, 2, 3]
-        assert all(t["status"] == "succeeded" for t in trials), outs
+        # The median pruner may stop a late trial (once 3 have finished) at its step-10 evaluation.
+        assert all(t["status"] in ("succeeded", "pruned") for t in trials), outs
         assert len({(t["params"]["lr_g"], t["params"]["hidden_units"]) for t in trials}) == 4
         for t in trials:
             rec = record(url, t["id"])
             assert rec.attempts == 1 and rec.config["train"]["lr_g"] == t["params"]["lr_g"]
-            assert sorted(int(s) for s in t["values"]) == [10, 20], "each evaluation stored once"
+            stored = sorted(int(s) for s in t["values"])
+            assert stored == ([10, 20] if t["status"] == "succeeded" else [10]), "each evaluation stored once"
         started = sum(o.count("started on CPU") for o in outs)
         assert started == 4, outs
 
