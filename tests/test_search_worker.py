@@ -72,6 +72,7 @@ def test_a_random_search_with_asha_runs_to_the_end_and_names_its_best(tmp_path):
     assert len(ids) == 6
     before = show(url, "s")["trials"]
     assert all(t["params"] is None and t["status"] == "queued" for t in before), "nothing drawn before a claim"
+    assert "s, trial 0 (its values are drawn when a worker claims it)" in ganlab("queue", "show", "--db", url, str(ids[0]))
 
     out = done(worker(url, tmp_path / "runs", "--until-empty"))
     study = show(url, "s")
@@ -178,6 +179,8 @@ def test_a_pruning_decision_outlives_the_worker_that_took_it(tmp_path):
         nxt = q.claim("w3", lease_s=60)
         assert nxt is not None and nxt.id == ids[2], "the pruned trial is not run again"
     assert "pruned at step 0" in ganlab("study", "show", "g", "--db", url)
+    shown = ganlab("queue", "show", "--db", url, str(loser.id))
+    assert "g, trial 1\n" in shown and "pruned by asha at step 10" in shown
 
 
 def test_a_malformed_study_fails_its_trial_at_the_claim_and_the_claim_goes_on(tmp_path):
