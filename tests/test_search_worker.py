@@ -55,7 +55,7 @@ def worker(url: str, runs: Path, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def done(proc: subprocess.Popen[str], timeout: float = 400) -> str:
+def done(proc: subprocess.Popen[str], timeout: float = 900) -> str:  # generous: a shared 2-core CI box
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
     return out
@@ -72,6 +72,7 @@ def test_a_random_search_with_asha_runs_to_the_end_and_names_its_best(tmp_path):
     assert len(ids) == 6
     before = show(url, "s")["trials"]
     assert all(t["params"] is None and t["status"] == "queued" for t in before), "nothing drawn before a claim"
+    assert "s, trial 0 (its values are drawn when a worker claims it)" in ganlab("queue", "show", "--db", url, str(ids[0]))
 
     out = done(worker(url, tmp_path / "runs", "--until-empty"))
     study = show(url, "s")
@@ -119,12 +120,14 @@ def test_two_workers_on_postgresql_draw_each_trial_once(tmp_path):
         outs = [done(w) for w in workers]
         trials = show(url, "pg")["trials"]
         assert sorted(t["trial"] for t in trials) == [0, 1, 2, 3]
-        assert all(t["status"] == "succeeded" for t in trials), outs
+        # The median pruner may stop a late trial (once 3 have finished) at its step-10 evaluation.
+        assert all(t["status"] in ("succeeded", "pruned") for t in trials), outs
         assert len({(t["params"]["lr_g"], t["params"]["hidden_units"]) for t in trials}) == 4
         for t in trials:
             rec = record(url, t["id"])
             assert rec.attempts == 1 and rec.config["train"]["lr_g"] == t["params"]["lr_g"]
-            assert sorted(int(s) for s in t["values"]) == [10, 20], "each evaluation stored once"
+            stored = sorted(int(s) for s in t["values"])
+            assert stored == ([10, 20] if t["status"] == "succeeded" else [10]), "each evaluation stored once"
         started = sum(o.count("started on CPU") for o in outs)
         assert started == 4, outs
 
@@ -176,6 +179,8 @@ def test_a_pruning_decision_outlives_the_worker_that_took_it(tmp_path):
         nxt = q.claim("w3", lease_s=60)
         assert nxt is not None and nxt.id == ids[2], "the pruned trial is not run again"
     assert "pruned at step 0" in ganlab("study", "show", "g", "--db", url)
+    shown = ganlab("queue", "show", "--db", url, str(loser.id))
+    assert "g, trial 1\n" in shown and "pruned by asha at step 10" in shown
 
 
 def test_a_malformed_study_fails_its_trial_at_the_claim_and_the_claim_goes_on(tmp_path):

@@ -19,6 +19,7 @@ from ganlab.store.lifecycle import STATUSES
 from ganlab.store.models import utcnow
 from ganlab.store.records import ExperimentRecord, ExperimentSummary
 from ganlab.store.storage import Store
+from ganlab.store.studies import UNSAMPLED
 
 ERROR_TAIL_LINES = 20
 
@@ -94,6 +95,7 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     """Show one experiment: status, claim, progress, metrics, run dir, config and error."""
     with open_db(ctx, Store, read_only=True) as store:
         rec = store.get(exp_id)
+        study = store.study_name(rec.study_id) if rec.study_id is not None else None
     if as_json:
         print_json(rec.to_dict())
         return
@@ -113,6 +115,9 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     echo(f"experiment {rec.id}  {rec.name}")
     line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
     line("stop reason", rec.stop_reason)  # why a GAN-aware stop or a pruner ended it early
+    if study is not None:
+        drawn = " (its values are drawn when a worker claims it)" if rec.config_hash.startswith(UNSAMPLED) else ""
+        line("study", f"{study}, trial {rec.trial}{drawn}")
     augment = rec.experiment_config().augmentation
     line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}" + (f" / {augment}" if augment != "none" else ""))
     line("priority", rec.priority)

@@ -198,6 +198,11 @@ class Store:
             return name
 
     @reconnects()
+    def study_name(self, study_id: int) -> str | None:
+        with self._tx(write=False) as conn:
+            return conn.scalar(select(Study.name).where(Study.id == study_id))
+
+    @reconnects()
     def studies(self) -> list[tuple[StudyRecord, dict[str, int]]]:
         """Every study, oldest first, with its trials counted by status."""
         with self._tx(write=False) as conn:

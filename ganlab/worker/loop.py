@@ -347,7 +347,7 @@ class Worker:
                            retry_command=f"ganlab queue{db_hint(self.queue.url)} retry {child.id} --rehash-plugins")
         exp_id, token = child.id, child.claim.token
         try:
-            if child.prune_reason is not None and (outcome.status == "stopped" or outcome.retryable):
+            if child.prune_reason is not None and (outcome.status == "released" or outcome.retryable):
                 # Stopped by its pruner (checkpointed), or killed on the way: the decision stands.
                 self.queue.finish(exp_id, token, "pruned", metrics=outcome.metrics, step=child.step,
                                   losses=child.losses, stop_reason=child.prune_reason)
