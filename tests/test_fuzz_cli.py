@@ -70,7 +70,6 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"add-preset-{v[:12]!r}", [*add, "--preset", v]
         yield f"train-preset-{v[:12]!r}", ["train", "--steps", "1", "--preset", v]
     yield "add-preset-bad-override", [*add, "--preset", "small-data", "--set", "ema=2"]
-    yield "demo-preset-nosuch", ["demo", "--preset", "nosuch", "--runs-dir", "runs"]
     big = ",".join(str(i) for i in range(1, 401))
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]

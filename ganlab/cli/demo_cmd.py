@@ -10,9 +10,8 @@ from ganlab.cli.compare_cmd import load_rows, render
 from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.worker_cmd import run_worker
 from ganlab.compare.table import metric_names, sort_rows
-from ganlab.config import DEFAULT_AUGMENT, Resolver
+from ganlab.config import Resolver
 from ganlab.limits import MAX_BATCH_SIZE, MAX_STEPS
-from ganlab.presets import PRESETS, get_preset, merge_preset
 from ganlab.store.queue import Queue
 from ganlab.store.records import NewExperiment
 from ganlab.sweep import split_list
@@ -28,12 +27,10 @@ DEMO_TAG = "demo"
               help="Comma list of losses to compare (each trains dcgan on digits).")
 @click.option("--steps", type=click.IntRange(1, MAX_STEPS), default=600, show_default=True, help="Generator steps per run.")
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=64, show_default=True, help="Images per batch.")
-@click.option("--preset", default=None, metavar="NAME",
-              help=f"Train every run with this recipe ({', '.join(sorted(PRESETS))}); see docs/training.md#presets.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--gpus", default="auto", show_default=True, help="As for 'ganlab worker'.")
 @click.pass_context
-def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, preset: str | None, runs_dir: str, gpus: str) -> None:
+def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, runs_dir: str, gpus: str) -> None:
     """Queue dcgan x LOSSES on the bundled digits, run them with a worker, print the comparison.
 
     Running it again with the same settings finds the finished runs and only
@@ -48,14 +45,10 @@ def demo(ctx: click.Context, losses: str, steps: int, batch_size: int, preset: s
         "steps": steps, "batch_size": batch_size, "eval_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 4),
         "sample_every": max(1, steps // 8), "eval_samples": 500,
     }
-    augment, suffix = DEFAULT_AUGMENT, ""
-    if preset is not None:
-        augments, merged = merge_preset(get_preset(preset), False, {k: (v,) for k, v in sets.items()})
-        augment, sets, suffix = augments[0], {k: v[0] for k, v in merged.items()}, f"-{preset}"
     items = []
     for loss in split_list("--losses", losses):
-        config = resolver.resolve("dcgan", "digits", loss, sets, augment)
-        items.append(NewExperiment(config, name=f"demo-dcgan-{loss}{suffix}", tags=(DEMO_TAG,)))
+        config = resolver.resolve("dcgan", "digits", loss, sets)
+        items.append(NewExperiment(config, name=f"demo-dcgan-{loss}", tags=(DEMO_TAG,)))
     with open_db(ctx, Queue, create=True) as queue:
         result = queue.enqueue(items)
         ids = [i for i, _ in result.queued]
