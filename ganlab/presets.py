@@ -1,7 +1,7 @@
 """Named presets: a recipe measured to work, expanded into ordinary settings before validation.
 
-A preset is only a shorthand: ``--preset small-data`` fills in an
-augmentation and some ``--set`` values, and the stored experiment holds those
+A preset is only a shorthand: ``--preset small-data`` fills in plugins
+(loss, augmentation) and ``--set`` values, and the stored experiment holds those
 settings like any others (``queue show`` prints them; nothing stored refers
 to the preset). What the user gives on the command line wins over the preset,
 so a preset is a starting point, not a lock.
@@ -13,22 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganlab.config import DEFAULT_AUGMENT
 from ganlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Preset:
-    """One recipe: the augmentation plugin and the settings it stands for."""
+    """One recipe: the plugins and the settings it stands for (``None``: the preset leaves that choice alone)."""
 
     name: str
     description: str
-    augment: str = DEFAULT_AUGMENT
+    loss: str | None = None
+    augment: str | None = None
     sets: Mapping[str, Any] = field(default_factory=dict)  # --set keys (section-prefixed) -> values
 
     def summary(self) -> str:
-        """``--augment X --set k=v ...``: the options the preset stands for, as a user would type them."""
-        parts = [f"--augment {self.augment}"] if self.augment != DEFAULT_AUGMENT else []
+        """``--loss X --augment Y --set k=v ...``: the options the preset stands for, as a user would type them."""
+        parts = [f"--{option} {value}" for option, value in (("loss", self.loss), ("augment", self.augment)) if value]
         parts += [f"--set {k}={v}" for k, v in self.sets.items()]
         return " ".join(parts)
 
@@ -38,9 +38,9 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in (
         Preset(
             "small-data",
-            "DiffAugment on what D sees and an EMA generator for evaluation: for data sets of a few thousand images",
-            augment="diffaugment",
-            sets={"train.ema": 0.999},
+            "hinge loss with its Adam settings (1e-4 / 4e-4, betas 0 / 0.9): the lowest FD of the recipes measured "
+            "on the bundled digits",
+            loss="hinge",
         ),
     )
 }
@@ -60,17 +60,22 @@ def _bare(key: str) -> str:
     return key.rpartition(".")[2]
 
 
-def merge_preset(
-    preset: Preset, augment_given: bool, sets: Mapping[str, tuple[Any, ...]]
-) -> tuple[tuple[str, ...] | None, dict[str, tuple[Any, ...]]]:
-    """The preset's augmentation (``None`` when the user chose one) and its settings under the user's ``sets``.
+@dataclass(frozen=True)
+class PresetChoice:
+    """What a preset adds to one command line: plugin names (``None``: the user's or the default) and settings."""
 
-    A setting the user gave, under any spelling of its key, is left to the user.
-    """
+    loss: str | None
+    augment: str | None
+    sets: dict[str, tuple[Any, ...]]
+
+
+def merge_preset(preset: Preset, *, loss_given: bool, augment_given: bool,
+                 sets: Mapping[str, tuple[Any, ...]]) -> PresetChoice:
+    """The preset's choices under the user's: a plugin option or a setting the user gave (any spelling) wins."""
     given = {_bare(k) for k in sets}
     merged: dict[str, tuple[Any, ...]] = {k: (v,) for k, v in preset.sets.items() if _bare(k) not in given}
     merged.update(sets)
-    return (None if augment_given else (preset.augment,)), merged
+    return PresetChoice(None if loss_given else preset.loss, None if augment_given else preset.augment, merged)
 
 
-__all__ = ["PRESETS", "Preset", "get_preset", "merge_preset"]
+__all__ = ["PRESETS", "Preset", "PresetChoice", "get_preset", "merge_preset"]

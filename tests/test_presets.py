@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from ganlab.cli import cli
 from ganlab.cli.experiment_options import ExperimentOptions, single_config
-from ganlab.presets import PRESETS
+from ganlab.presets import PRESETS, Preset
 from ganlab.registry import load_plugins
 
 
@@ -42,37 +42,57 @@ def augment(config: dict) -> str:
     return config.get("augment", {}).get("name", "none")  # a config without augmentation stores no section
 
 
-def test_small_data_is_stored_as_diffaugment_and_an_ema_generator_and_shown_by_queue_show(tmp_path: Path) -> None:
+def test_small_data_is_stored_as_the_hinge_loss_with_its_adam_settings_and_shown_by_queue_show(tmp_path: Path) -> None:
     db = tmp_path / "q.db"
     add(db, "--preset", "small-data")
     config = stored(db)[0]
-    assert augment(config) == "diffaugment"
-    assert config["train"]["ema"] == 0.999
+    assert config["loss"]["name"] == "hinge"
+    assert (config["train"]["lr_g"], config["train"]["lr_d"], config["train"]["beta_1"]) == (1e-4, 4e-4, 0.0)
     shown = ganlab(db, "queue", "show", "1").output
-    assert "augment = diffaugment" in shown and "train.ema = 0.999" in shown
-    assert "augment.policy = color+translation+cutout" in shown  # the plugin's own defaults come with it
+    for line in ("loss = hinge", "train.lr_d = 0.0004", "train.beta_1 = 0.0", "train.beta_2 = 0.9"):
+        assert line in shown, line
 
     # The preset is a shorthand, not a new kind of experiment: spelled out, it is the same config.
-    again = add(db, "--augment", "diffaugment", "--set", "ema=0.999")
+    again = add(db, "--loss", "hinge")
     assert "same config as experiment 1" in again.output and len(stored(db)) == 1
 
 
-def test_options_given_with_a_preset_win_over_it_under_any_spelling(tmp_path: Path) -> None:
+@pytest.fixture
+def recipe(monkeypatch: pytest.MonkeyPatch) -> str:
+    # A preset with an augmentation and settings, to exercise what small-data does not use.
+    monkeypatch.setitem(PRESETS, "test-recipe", Preset("test-recipe", "for the tests", augment="diffaugment",
+                                                      sets={"train.ema": 0.999, "augment.cutout": 0.25}))
+    return "test-recipe"
+
+
+def test_a_presets_settings_are_stored_and_shown(tmp_path: Path, recipe: str) -> None:
     db = tmp_path / "q.db"
-    add(db, "--preset", "small-data", "--augment", "ada", "--set", "train.ema=0.99", "--set", "lr_g=1e-4")
+    add(db, "--preset", recipe)
     config = stored(db)[0]
-    assert (augment(config), config["train"]["ema"], config["train"]["lr_g"]) == ("ada", 0.99, 1e-4)
-    add(db, "--preset", "small-data", "--augment", "none,diffaugment", "--seeds", "0,1")
-    sweep = stored(db)[1:]
-    assert [(augment(c), c["train"]["seed"]) for c in sweep] == [
-        ("none", 0), ("none", 1), ("diffaugment", 0), ("diffaugment", 1)]
-    assert all(c["train"]["ema"] == 0.999 for c in sweep)  # what was not overridden still comes from the preset
+    assert augment(config) == "diffaugment" and config["train"]["ema"] == 0.999
+    shown = ganlab(db, "queue", "show", "1").output
+    assert "augment = diffaugment" in shown and "train.ema = 0.999" in shown and "augment.cutout = 0.25" in shown
+    assert "augment.policy = color+translation+cutout" in shown  # the plugin's own defaults come with it
+
+
+def test_options_given_with_a_preset_win_over_it_under_any_spelling(tmp_path: Path, recipe: str) -> None:
+    db = tmp_path / "q.db"
+    add(db, "--preset", "small-data", "--loss", "wgan-gp", "--set", "lr_d=2e-4")
+    config = stored(db)[0]
+    assert (config["loss"]["name"], config["train"]["lr_d"], config["train"]["n_critic"]) == ("wgan-gp", 2e-4, 5)
+    add(db, "--preset", recipe, "--set", "ema=0.99", "--set", "augment.cutout=0.5")
+    config = stored(db)[1]
+    assert (config["train"]["ema"], config["augment"]["params"]["cutout"]) == (0.99, 0.5)
+    add(db, "--preset", recipe, "--set", "lr_g=1e-4,2e-4")  # a sweep: the preset applies to every point
+    sweep = stored(db)[2:]
+    assert [(augment(c), c["train"]["lr_g"], c["train"]["ema"]) for c in sweep] == [
+        ("diffaugment", 1e-4, 0.999), ("diffaugment", 2e-4, 0.999)]
 
 
 def test_train_resolves_the_same_preset() -> None:
     registry = load_plugins(None)
     config = single_config(registry, ExperimentOptions(preset="small-data", steps=5))
-    assert config.augmentation == "diffaugment" and config.train["ema"] == 0.999 and config.train["steps"] == 5
+    assert config.loss == "hinge" and config.train["lr_d"] == 4e-4 and config.train["steps"] == 5
 
 
 def test_every_preset_resolves_and_is_documented() -> None:

@@ -71,15 +71,19 @@ class ExperimentOptions:
                 return (default,)
             return split_list(option, value) if lists else (value,)
 
+        losses = names("--loss", self.loss, DEFAULT_LOSS)
         augments = names("--augment", self.augment, DEFAULT_AUGMENT)
         sets = self.settings(lists=lists)
         if self.preset is not None:
-            preset_augments, sets = merge_preset(get_preset(self.preset), self.augment is not None, sets)
-            augments = preset_augments or augments
+            choice = merge_preset(get_preset(self.preset), loss_given=self.loss is not None,
+                                  augment_given=self.augment is not None, sets=sets)
+            losses = (choice.loss,) if choice.loss else losses
+            augments = (choice.augment,) if choice.augment else augments
+            sets = choice.sets
         return Grid(
             archs=names("--arch", self.arch, DEFAULT_ARCH),
             datasets=names("--dataset", self.dataset, DEFAULT_DATASET),
-            losses=names("--loss", self.loss, DEFAULT_LOSS),
+            losses=losses,
             augments=augments,
             sets=sets,
             **meta,
@@ -114,7 +118,7 @@ def experiment_options(func: F) -> F:
         click.option("--augment", metavar="NAME[,NAME]", default=None,
                      help=f"Augmentation applied to what D sees (default {DEFAULT_AUGMENT}); settings: --set augment.KEY=V."),
         click.option("--preset", metavar="NAME", default=None,
-                     help=f"A measured recipe ({', '.join(sorted(PRESETS))}) expanded into --augment/--set values; "
+                     help=f"A measured recipe ({', '.join(sorted(PRESETS))}) expanded into --loss/--augment/--set values; "
                           "options given here win."),
         click.option("--steps", type=int, default=None, help="Generator updates to train for (default 1000)."),
         click.option("--batch-size", "batch_size", type=int, default=None, help="Images per batch (default 64)."),
