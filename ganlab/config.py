@@ -17,6 +17,7 @@ from typing import Any
 
 from ganlab.errors import ConfigError, DatasetUnavailable, GanlabError
 from ganlab.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS
+from ganlab.metrics.selection import DEFAULT_METRICS, check_metrics
 from ganlab.params import Param, resolve_params, suggest
 from ganlab.registry import Registry
 from ganlab.specs import DataInfo, LossSpec, TrainingDefaults
@@ -29,6 +30,8 @@ _SECTION_CACHE_SIZE = 4096
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SECTIONS = ("train", "arch", "dataset", "loss", "augment")
 DEFAULT_AUGMENT = "none"
+#: The metrics every evaluation computes (lower is better); ganlab.training.evaluation scores them.
+METRICS = ("fd", "kid")
 
 
 def train_params(loss: LossSpec | None = None) -> tuple[Param, ...]:
@@ -56,9 +59,37 @@ def _train_params(d: TrainingDefaults) -> tuple[Param, ...]:
         Param("checkpoint_every", int, 500, "steps between checkpoints", low=1, high=MAX_STEPS),
         Param("eval_every", int, 500, "steps between metric evaluations (also at the end)", low=1, high=MAX_STEPS),
         Param("eval_samples", int, 1000, "generated samples per evaluation", low=10, high=100000),
+        Param("metrics", str, DEFAULT_METRICS, "metrics computed at each evaluation, e.g. fd,kid,pr,dc "
+              "(see 'ganlab plugins --kind metric')"),
         Param("sample_every", int, 250, "steps between sample image grids", low=1, high=MAX_STEPS),
         Param("log_every", int, 10, "steps between scalar logs", low=1, high=MAX_STEPS),
+        # GAN-aware stops (see ganlab.training.stops); 0 turns each off.
+        Param("patience", int, 0, "stop after this many evaluations without a better patience_metric (0: off)",
+              low=0, high=MAX_STEPS),
+        Param("patience_metric", str, "fd", "the metric train.patience watches (lower is better)", choices=METRICS),
+        Param("stop_d_wins_steps", int, 0,
+              "stop after this many steps in a row with disc/accuracy at 1 (0: off)",
+              low=0, high=MAX_STEPS),
+        Param("stop_collapse_fraction", float, 0.0,
+              "stop when an evaluation's diversity falls under this fraction of the real data's (0: off)",
+              low=0.0, high=1.0),
     )
+
+
+#: Training settings stored only when on: configs (and hashes) from before the stops existed stay the same,
+#: so a queued row or a run dir's config.json from then still checks and resumes.
+OFF_BY_DEFAULT: dict[str, Any] = {"patience": 0, "patience_metric": "fd", "stop_d_wins_steps": 0,
+                                  "stop_collapse_fraction": 0.0}
+
+
+def without_off_settings(train: Mapping[str, Any]) -> dict[str, Any]:
+    """``train`` less the :data:`OFF_BY_DEFAULT` settings left at their defaults."""
+    return {k: v for k, v in train.items() if k not in OFF_BY_DEFAULT or v != OFF_BY_DEFAULT[k]}
+
+
+def train_setting(train: Mapping[str, Any], name: str) -> Any:
+    """A training setting of a resolved config, with the default of one stored only when on."""
+    return train[name] if name in train else OFF_BY_DEFAULT[name]
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,9 @@ class ExperimentConfig:
             "loss": {"name": self.loss, "params": dict(self.loss_params)},
             "train": dict(self.train),
         }
+        # Absent when the default: configs (and hashes) from before train.metrics existed stay the same.
+        if out["train"].get("metrics") == DEFAULT_METRICS:
+            del out["train"]["metrics"]
         # Absent when off: configs (and hashes) from before augmentations existed stay the same.
         if self.augmentation != DEFAULT_AUGMENT:
             out["augment"] = {"name": self.augmentation, "params": dict(self.augment_params)}
@@ -96,7 +130,8 @@ class ExperimentConfig:
             arch_params=dict(d["architecture"]["params"]),
             dataset_params=dict(d["dataset"]["params"]),
             loss_params=dict(d["loss"]["params"]),
-            train=dict(d["train"]),
+            # A stored config leaves the default metrics out (see to_dict): put them back.
+            train={**dict(d["train"]), "metrics": d["train"].get("metrics", DEFAULT_METRICS)},
             augmentation=d.get("augment", {}).get("name", DEFAULT_AUGMENT),
             augment_params=dict(d.get("augment", {}).get("params", {})),
         )
@@ -114,6 +149,15 @@ class ExperimentConfig:
     def hash(self) -> str:
         """Stable id of the config: equal configs hash equal, whatever the input order."""
         return hashlib.sha256(self._json.encode()).hexdigest()[:16]
+
+    def extends(self, earlier: ExperimentConfig) -> bool:
+        """Whether this config is ``earlier`` with a larger step budget (``ganlab queue extend``), else the same."""
+        if int(self.train["steps"]) < int(earlier.train["steps"]):
+            return False
+        mine, theirs = self.to_dict(), earlier.to_dict()
+        mine["train"].pop("steps")
+        theirs["train"].pop("steps")
+        return mine == theirs
 
     def flat(self) -> dict[str, Any]:
         """``section.key -> value`` plus the plugin names (for HParams and comparisons)."""
@@ -177,6 +221,7 @@ class Resolver:
         self._declared: dict[tuple[str, ...], tuple[dict[str, tuple[Param, ...]], dict[str, list[str]]]] = {}
         self._sections: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._shape_checks: dict[tuple[str, tuple[int, int, int]], str | None] = {}
+        self._metric_checks: dict[tuple[str, int, int | None], str | ConfigError] = {}
 
     def _declared_for(
         self, architecture: str, dataset: str, loss: str, augmentation: str = DEFAULT_AUGMENT
@@ -207,6 +252,21 @@ class Resolver:
             self._sections[key] = resolve_params(declared, given, owner)
         return dict(self._sections[key])
 
+    def param_for(self, plugins: tuple[str, str, str, str], key: str) -> tuple[str, Param]:
+        """The section and declared parameter a ``--set`` key names for (arch, dataset, loss, augmentation).
+
+        ConfigError, as :meth:`resolve` words it, for a key no plugin declares.
+        """
+        declared, owners_of = self._declared_for(*plugins)
+        routed = _route({key: None}, owners_of)
+        section, name = next((s, n) for s, given in routed.items() for n in given)
+        for p in declared[section]:
+            if p.name == name:
+                return section, p
+        known = ", ".join(sorted(p.name for p in declared[section])) or "none"
+        raise ConfigError(f"--set {key}: {section} has no hyperparameter {name!r}"
+                          f"{suggest(name, [p.name for p in declared[section]])} (it accepts: {known})")
+
     def resolve(
         self, architecture: str, dataset: str, loss: str, sets: Mapping[str, Any] | None = None,
         augmentation: str = DEFAULT_AUGMENT,
@@ -228,12 +288,14 @@ class Resolver:
             arch_params=self._section(plugins, "arch", declared["arch"], routed["arch"], f"architecture {architecture!r}"),
             dataset_params=self._section(plugins, "dataset", declared["dataset"], routed["dataset"], f"dataset {dataset!r}"),
             loss_params=self._section(plugins, "loss", declared["loss"], routed["loss"], f"loss {loss!r}"),
-            train=self._section(plugins, "train", declared["train"], routed["train"], "training settings"),
+            train=without_off_settings(
+                self._section(plugins, "train", declared["train"], routed["train"], "training settings")),
             augmentation=augmentation,
             augment_params=augment_params,
         )
-        if self.check_data:
-            info = self.data_info(dataset, config.dataset_params)
+        info = self.data_info(dataset, config.dataset_params) if self.check_data else None
+        config.train["metrics"] = self._metrics(config.train, info.num_examples if info else None)
+        if info is not None:
             if arch_spec.conditional and info.num_classes is None:
                 raise ConfigError(
                     f"architecture {architecture!r} is class-conditional but dataset {dataset!r} has no labels; "
@@ -247,6 +309,19 @@ class Resolver:
                 if why:
                     raise ConfigError(f"architecture {architecture!r} cannot handle {dataset!r} images: {why}")
         return config
+
+    def _metrics(self, train: Mapping[str, Any], n_examples: int | None) -> str:
+        """``train.metrics`` checked (see :func:`check_metrics`), once per distinct value, sample count and data size."""
+        key = (str(train.get("metrics", DEFAULT_METRICS)), int(train.get("eval_samples", 0)), n_examples)
+        if key not in self._metric_checks:
+            try:
+                self._metric_checks[key] = check_metrics(self.registry, train, n_examples)
+            except ConfigError as exc:
+                self._metric_checks[key] = exc
+        found = self._metric_checks[key]
+        if isinstance(found, ConfigError):
+            raise found
+        return found
 
     def data_info(self, dataset: str, params: Mapping[str, Any]) -> DataInfo:
         """Shape facts of a dataset, or the one-line reason it cannot be loaded here."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec
+from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec, MetricSpec
 
 PROJECT = "ganlab"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -37,3 +37,8 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
 @hookspec
 def register_augmentations(register: Callable[[AugmentationSpec], None]) -> None:
     """Call ``register(AugmentationSpec(...))`` for each differentiable augmentation you provide."""
+
+
+@hookspec
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """Call ``register(MetricSpec(...))`` for each evaluation metric you provide (computed on a FeatureSpec's features)."""

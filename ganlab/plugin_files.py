@@ -73,8 +73,9 @@ class SourceFile:
 
 #: At most this many helper files (``_name.py``, see :mod:`ganlab.plugin_helpers`) per experiment.
 MAX_HELPERS = 32
-#: At most one plugin file per plugin kind (architecture, dataset, loss, augmentation), and the helpers they import.
-MAX_RECORDED = 4 + MAX_HELPERS
+#: At most one plugin file per plugin kind (architecture, dataset, loss, augmentation), one per metric
+#: (16, ganlab.metrics.selection.MAX_METRICS), and the helpers they import.
+MAX_RECORDED = 4 + 16 + MAX_HELPERS
 _MAX_PATH = 4096
 MALFORMED = "malformed"
 

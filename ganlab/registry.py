@@ -36,14 +36,15 @@ from ganlab.errors import PluginError, PluginValidationError, first_line, summar
 from ganlab.params import suggest
 from ganlab.plugin_files import PinnedFile, PluginFile, SourceFile, check_folder, execute, read_source, verified_pins
 from ganlab.plugin_helpers import HelperFinder, activate, deactivate
-from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec
+from ganlab.specs import ArchitectureSpec, AugmentationSpec, DatasetSpec, LossSpec, MetricSpec
 
-Spec = ArchitectureSpec | DatasetSpec | LossSpec | AugmentationSpec
+Spec = ArchitectureSpec | DatasetSpec | LossSpec | AugmentationSpec | MetricSpec
 KINDS: dict[str, tuple[str, type]] = {
     "architecture": ("register_architectures", ArchitectureSpec),
     "dataset": ("register_datasets", DatasetSpec),
     "loss": ("register_losses", LossSpec),
     "augmentation": ("register_augmentations", AugmentationSpec),
+    "metric": ("register_metrics", MetricSpec),
 }
 ENTRY_POINT_GROUP = "ganlab"
 PLUGINS_DIR_ENV = "GANLAB_PLUGINS_DIR"
@@ -60,7 +61,7 @@ class Entry:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "name": self.name,
             "source": self.source,
@@ -69,6 +70,15 @@ class Entry:
             "conditional": getattr(self.spec, "conditional", None),
             "params": [p.to_dict() for p in self.spec.params],
         }
+        if isinstance(self.spec, MetricSpec):
+            out.update({
+                "outputs": list(self.spec.outputs),
+                "features": self.spec.features.name,
+                "lower_is_better": self.spec.lower_is_better,
+                "version": self.spec.version,
+                "min_samples": self.spec.min_samples,
+            })
+        return out
 
 
 @dataclass(frozen=True)
@@ -278,10 +288,13 @@ class Registry:
         broken = f" ({len(self.problems)} plugin(s) failed to load: see 'ganlab plugins')" if self.problems else ""
         raise PluginError(f"unknown {kind} {name!r}{hint} (available: {known}){broken}")
 
-    def plugin_files(self, architecture: str, dataset: str, loss: str, augmentation: str = "none") -> tuple[PluginFile, ...]:
+    def plugin_files(
+        self, architecture: str, dataset: str, loss: str, augmentation: str = "none", metrics: tuple[str, ...] = ()
+    ) -> tuple[PluginFile, ...]:
         """The local plugin files that provide these plugins, with the hash of the bytes that ran."""
         out = []
-        named = (("architecture", architecture), ("dataset", dataset), ("loss", loss), ("augmentation", augmentation))
+        named = (("architecture", architecture), ("dataset", dataset), ("loss", loss), ("augmentation", augmentation),
+                 *(("metric", m) for m in metrics))
         for kind, name in named:
             entry = self._entries[kind].get(name)
             file = self._files.get(entry.source) if entry is not None else None
@@ -311,6 +324,9 @@ class Registry:
 
     def augmentation(self, name: str) -> AugmentationSpec:
         return self.get("augmentation", name)  # type: ignore[return-value]
+
+    def metric(self, name: str) -> MetricSpec:
+        return self.get("metric", name)  # type: ignore[return-value]
 
 
 class _BadRegistration(Exception):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,8 +34,13 @@ __all__ = [
     "BuildContext",
     "DataInfo",
     "DatasetSpec",
+    "Extractor",
+    "FeatureContext",
+    "FeatureSpec",
     "ImageData",
     "LossSpec",
+    "MetricContext",
+    "MetricSpec",
     "RegularizerContext",
     "TrainingDefaults",
 ]
@@ -360,3 +365,139 @@ class AugmentationSpec:
     @property
     def adaptive(self) -> bool:
         return self.adapt is not None
+
+
+# ------------------------------------------------------------------------ metrics
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """What a feature extractor may use to get ready, once per run.
+
+    Attributes:
+        data: the whole dataset (a classifier backbone trains on it; a fixed
+            network such as Inception ignores it).
+        train_idx: the training split (real reference samples come from its head).
+        holdout_idx: the held-out split (the real-vs-real floor).
+        data_hash: sha256 of the images and labels.
+        seed: the experiment seed that cut the split.
+        cache_dir: where backbones cache weights and statistics (``None``: their default).
+    """
+
+    data: ImageData
+    train_idx: np.ndarray
+    holdout_idx: np.ndarray
+    data_hash: str
+    seed: int
+    cache_dir: str | None = None
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """A backbone ready to embed images: what :attr:`FeatureSpec.build` returns."""
+
+    def card(self) -> dict[str, Any]:
+        """``backbone``, ``weights`` (a hash of the weights) and ``resize`` (how images reach the backbone's input)."""
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """``(N, H, W, C)`` float in ``[-1, 1]`` (or uint8) -> ``(N, D)`` features."""
+
+    # Optional: ``reference_features(images) -> (N, D)`` for the real and held-out images, where
+    # the extractor keeps them cached across runs (Inception does); without it they are computed.
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A feature extractor (backbone) that metrics name in :attr:`MetricSpec.features`.
+
+    Metrics naming the same extractor (equal ``name``) share one extraction of
+    the real, held-out and generated images per evaluation.
+
+    Args:
+        name: key shared by the metrics using it, e.g. ``"classifier"`` or ``"inception"``.
+        description: one line for ``ganlab plugins show``.
+        build: ``FeatureContext -> Extractor``, called once per run (load or train weights here).
+    """
+
+    name: str
+    description: str
+    build: Callable[[FeatureContext], Extractor]
+
+    def __post_init__(self) -> None:
+        _check_name("feature extractor", self.name)
+        if not callable(self.build):
+            raise PluginValidationError(f"feature extractor {self.name!r}: build must be a callable")
+
+
+@dataclass
+class MetricContext:
+    """Handed to a metric's ``compute`` with each pair of feature sets.
+
+    Attributes:
+        params: the metric's resolved parameters (declared defaults filled in).
+        seed: the experiment seed (for subsampling, e.g. KID's subsets).
+        shared: a dict living for one comparison of two feature sets; metrics
+            that need the same intermediate (k-NN distances) keep it here so it
+            is computed once.
+        reference: a dict living as long as the real reference features (the
+            whole run): statistics of the real side (FD's mean and covariance)
+            are kept here and reused by every evaluation.
+    """
+
+    params: Mapping[str, Any]
+    seed: int = 0
+    shared: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A score of generated images against real ones, computed on features.
+
+    Args:
+        name: registry key and the name in ``train.metrics``, e.g. ``"fd"``.
+        description: one line for ``ganlab plugins``.
+        outputs: the scalar names ``compute`` returns, e.g. ``("precision", "recall")``;
+            ``compute`` may also return ``<output>_std`` spreads.
+        features: the extractor whose features ``compute`` receives.
+        compute: ``(real, fake, MetricContext) -> {output: float}``; ``real``
+            and ``fake`` are ``(N, D)`` float arrays.
+        params: declared parameters (their values go into the metric card).
+        reference: the paper.
+        lower_is_better: every output improves downwards (distances) or upwards (precision).
+        version: bump when ``compute`` changes what a score means; part of the card.
+        min_samples: the fewest real and generated samples the metric is meaningful on;
+            an experiment with a smaller ``eval_samples`` is refused at enqueue.
+        card_notes: optional ``(params, n_real, n_fake) -> dict`` of what a
+            parameter's automatic value became (e.g. KID's subset size), put on the card.
+    """
+
+    name: str
+    description: str
+    outputs: tuple[str, ...]
+    features: FeatureSpec
+    compute: Callable[[Any, Any, MetricContext], Mapping[str, float]]
+    params: tuple[Param, ...] = ()
+    reference: str = ""
+    lower_is_better: bool = True
+    version: int = 1
+    min_samples: int = 2
+    card_notes: Callable[[Mapping[str, Any], int, int | None], Mapping[str, Any]] | None = None
+
+    kind = "metric"
+
+    def __post_init__(self) -> None:
+        _check_name(self.kind, self.name)
+        object.__setattr__(self, "params", _check_params(self.kind, self.name, self.params))
+        outputs = tuple(self.outputs)
+        if not outputs or not all(isinstance(o, str) and o and set(o) <= _NAME_CHARS for o in outputs):
+            raise PluginValidationError(f"metric {self.name!r}: outputs must be non-empty lower-case names, got {outputs!r}")
+        object.__setattr__(self, "outputs", outputs)
+        if not isinstance(self.features, FeatureSpec):
+            raise PluginValidationError(f"metric {self.name!r}: features must be a ganlab.FeatureSpec")
+        if not callable(self.compute):
+            raise PluginValidationError(f"metric {self.name!r}: compute must be a callable")
+        if not isinstance(self.min_samples, int) or self.min_samples < 2:
+            raise PluginValidationError(f"metric {self.name!r}: min_samples must be an int >= 2")
+        if not isinstance(self.version, int) or self.version < 1:
+            raise PluginValidationError(f"metric {self.name!r}: version must be an int >= 1")

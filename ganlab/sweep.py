@@ -44,6 +44,7 @@ from ganlab.gcpause import cyclic_gc_paused
 from ganlab.limits import DEFAULT_MAX_EXPERIMENTS, MAX_PRIORITY, MAX_SWEEP_FILE_BYTES, MIN_PRIORITY
 from ganlab.names import check_name, slugify
 from ganlab.params import suggest
+from ganlab.search.distributions import Distribution, looks_like_distribution, parse_distribution
 
 DEFAULT_ARCH = "dcgan"
 DEFAULT_DATASET = "digits"
@@ -117,8 +118,15 @@ def parse_set(item: str) -> tuple[str, str]:
     return key, value.strip()
 
 
+#: Settings whose value is itself a comma list (``train.metrics=fd,kid,pr``): one value, never a sweep axis.
+WHOLE_VALUE_KEYS = frozenset({"metrics", "train.metrics"})
+
+
 def parse_sets(items: Iterable[str], *, lists: bool) -> dict[str, tuple[str, ...]]:
-    """Parse repeated ``--set`` options; with ``lists``, ``a,b`` is two values of a sweep axis."""
+    """Parse repeated ``--set`` options; with ``lists``, ``a,b`` is two values of a sweep axis.
+
+    Except for :data:`WHOLE_VALUE_KEYS`, whose commas separate the items of one value.
+    """
     out: dict[str, tuple[str, ...]] = {}
     for item in items:
         key, value = parse_set(item)
@@ -126,8 +134,25 @@ def parse_sets(items: Iterable[str], *, lists: bool) -> dict[str, tuple[str, ...
             raise ConfigError(
                 f"--set {key} is given twice; give it once (for a sweep, list the values: --set {key}=a,b)"
             )
-        out[key] = split_list(f"--set {key}=", value) if lists else (value,)
+        if lists and looks_like_distribution(value):
+            # Before the comma split: log(1e-5,1e-3) is one value, a range for --search random|tpe.
+            out[key] = (parse_distribution(key, value),)
+        else:
+            out[key] = split_list(f"--set {key}=", value) if lists and key not in WHOLE_VALUE_KEYS else (value,)
     return out
+
+
+def sampled_axes(grids: Sequence[Grid]) -> list[str]:
+    """The ``--set`` keys given as a distribution in any block (only a search can sample them)."""
+    return [k for grid in grids for k, values in grid.sets.items() if any(isinstance(v, Distribution) for v in values)]
+
+
+def reject_distributions(grids: Sequence[Grid]) -> None:
+    """ConfigError if a grid holds a distribution: a grid lists its values, only a search samples."""
+    keys = sampled_axes(grids)
+    if keys:
+        raise ConfigError(f"--set {keys[0]} is a distribution, which a grid cannot expand; sample it with "
+                          f"--search random or --search tpe (a grid takes a comma list, e.g. {keys[0]}=a,b)")
 
 
 def parse_seeds(value: str) -> tuple[int, ...]:
@@ -170,6 +195,7 @@ def expand(resolver: Resolver, grids: Sequence[Grid], *, max_experiments: int = 
 
     A sweep larger than ``max_experiments`` is refused before any point is built.
     """
+    reject_distributions(grids)
     check_sweep_size(grids, max_experiments)
     with cyclic_gc_paused():
         return _expand(resolver, grids)
@@ -233,12 +259,18 @@ def _fmt(value: Any) -> str:
 
 # ------------------------------------------------------------------ sweep files
 
-_TOP_KEYS = ("name", "priority", "tags", "seeds", "set", "grid", "experiments")
+_TOP_KEYS = ("name", "priority", "tags", "seeds", "set", "grid", "experiments", "search")
+SEARCH_KEYS = ("sampler", "trials", "objective", "prune", "study")
 _BLOCK_KEYS = ("name", "priority", "tags", "seeds", "arch", "dataset", "loss", "augment", "set")
 
 
 def load_sweep_file(path: str | Path) -> list[Grid]:
     """Read a TOML sweep file into blocks: the ``[grid]`` then each ``[[experiments]]`` entry."""
+    return load_sweep(path)[0]
+
+
+def load_sweep(path: str | Path) -> tuple[list[Grid], dict[str, Any]]:
+    """The file's blocks and its ``[search]`` table (keys of :data:`SEARCH_KEYS`, checked for shape only)."""
     path = Path(path)
     try:
         # Read at most one byte past the limit: st_size says nothing for /dev/zero or a pipe.
@@ -278,7 +310,19 @@ def load_sweep_file(path: str | Path) -> list[Grid]:
     blocks += [(f"{where} [[experiments]] #{i + 1}", e) for i, e in enumerate(experiments)]
     if not blocks:
         raise ConfigError(f"sweep file {where} has no [grid] and no [[experiments]]; nothing to queue")
-    return [_block(block, label, defaults) for label, block in blocks]
+    return [_block(block, label, defaults) for label, block in blocks], _search_table(data.get("search", {}), where)
+
+
+def _search_table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: search must be a table ([search]), got {_kind(value)}")
+    _check_keys(value, SEARCH_KEYS, f"{where} [search]")
+    for key, v in value.items():
+        wanted = int if key == "trials" else str
+        if not isinstance(v, wanted) or isinstance(v, bool):
+            raise ConfigError(f"{where} [search]: {key} must be {'an integer' if wanted is int else 'a string'}, "
+                              f"got {v!r}")
+    return dict(value)
 
 
 def _block(block: Mapping[str, Any], where: str, defaults: Mapping[str, Any]) -> Grid:
@@ -367,6 +411,9 @@ def _sets(value: Any, where: str) -> dict[str, tuple[Scalar, ...]]:
             for sub, sv in _sets(v, where).items():
                 out[f"{key}.{sub}"] = sv
             continue
+        if looks_like_distribution(v):
+            out[key] = (parse_distribution(key, v),)
+            continue
         values = v if isinstance(v, list) else [v]
         if not values or not all(isinstance(x, (str, int, float, bool)) for x in values):
             raise ConfigError(f"{where}: {key} must be a value or a non-empty list of values, got {v!r}")
@@ -376,5 +423,6 @@ def _sets(value: Any, where: str) -> dict[str, tuple[Scalar, ...]]:
 
 __all__ = [
     "DEFAULT_ARCH", "DEFAULT_DATASET", "DEFAULT_LOSS", "Grid", "Planned", "check_sweep_size", "expand", "experiment_name",
-    "load_sweep_file", "parse_seeds", "parse_set", "parse_sets", "points", "split_list",
+    "load_sweep", "load_sweep_file", "parse_seeds", "parse_set", "parse_sets", "points", "reject_distributions", "sampled_axes",
+    "split_list",
 ]

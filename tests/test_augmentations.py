@@ -181,7 +181,7 @@ def test_ada_p_rises_while_d_overfits_a_tiny_data_set_and_resumes_exactly(regist
 
     # Stopped at 7 (checkpointed then), resumed in a new trainer: the same p and weights as the whole run.
     split = tmp_path / "split"
-    assert train(overfit, split, reporter=StopAt(7), registry=registry).status == "stopped"
+    assert train(overfit, split, reporter=StopAt(7), registry=registry).status == "released"
     arrays, _ = load_checkpoint(RunDir(split).checkpoint("latest"))
     assert float(arrays["augment/0000/augment_p"]) == pytest.approx(p[6], abs=1e-7)
     assert train(overfit, split, resume=True, registry=registry).status == "succeeded"

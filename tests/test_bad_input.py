@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from _store_db import V1_SCHEMA
 from click.testing import CliRunner, Result
 
 from ganlab.cli import cli
@@ -112,6 +113,8 @@ INTEGER_CASES = [
     _queue("{db}", "show", BIG), _queue("{db}", "show", "0"), _queue("{db}", "show", PG_ONLY),
     _queue("{db}", "cancel", BIG), _queue("{db}", "cancel", "1", PG_ONLY),
     _queue("{db}", "retry", BIG), _queue("{db}", "rm", BIG), _queue("{db}", "rm", "1", PG_ONLY),
+    _queue("{db}", "extend", BIG, "--steps", "9"), _queue("{db}", "extend", "1", "--steps", BIG),
+    _queue("{db}", "extend", "1", "--steps", PG_ONLY),
     _queue("{db}", "priority", BIG, "1"), _queue("{db}", "priority", "1", BIG), _queue("{db}", "priority", "1", PG_ONLY),
     _queue("{db}", "list", "--limit", BIG), _queue("{db}", "list", "--limit", "-1"),
     _queue("{db}", "add", "--steps", BIG), _queue("{db}", "add", "--steps", PG_ONLY),
@@ -467,11 +470,47 @@ def test_db_upgrade_refuses_a_damaged_database(folder: Path) -> None:
     assert "nothing to upgrade" not in line
 
 
+# ------------------------------------------------------------- queue extend
+
+
+def test_queue_extend_refuses_what_it_cannot_extend_and_changes_nothing(folder: Path) -> None:
+    db = make_db(folder / "q.db", queued=6)  # 1 stays queued; 2 running, 3 failed, 4 and 5 succeeded, 6 stopped
+    with Queue.open(str(db)) as q:
+        claims = {c.id: c for c in (q.claim("w", lease_s=300) for _ in range(6))}
+        q.release(1, claims[1].token)
+        q.finish(3, claims[3].token, "failed", error="boom")
+        for exp_id in (4, 5):
+            q.finish(exp_id, claims[exp_id].token, "succeeded", step=5)
+        q.finish(6, claims[6].token, "stopped", step=3, stop_reason="no fd improvement in 2 evaluations")
+    # 5's config, with 9 steps, queued separately: extending 5 to 9 would make a second copy of it.
+    with Store.open(str(db)) as store:
+        twin = store.get(5).experiment_config()
+        store.enqueue([NewExperiment(type(twin).from_dict({**twin.to_dict(), "train": {**twin.train, "steps": 9}}),
+                                     name="twin")])
+    Path(f"{db}-lock").unlink(missing_ok=True)
+    base = _queue(str(db), "extend")
+    refused([*base, "99", "--steps", "9"], folder, "no experiment 99")
+    for exp_id, status in ((1, "queued"), (2, "running"), (3, "failed")):
+        refused([*base, str(exp_id), "--steps", "9"], folder, f"experiment {exp_id} is {status}",
+                "only succeeded, pruned, stopped experiments can be extended")
+    refused([*base, "4", "--steps", "5"], folder, "experiment 4 already trains for 5 steps", "new total")
+    refused([*base, "4", "--steps", "3"], folder, "must be more than that")
+    refused([*base, "4", "1", "--steps", "9"], folder, "experiment 1 is queued")  # all or nothing
+    refused([*base, "5", "--steps", "9"], folder, "experiment 7 (queued) already has experiment 5's config with 9 steps")
+    refused([*base, "4", "--steps", "0"], folder, "--steps")
+    # What is allowed goes through: the stopped one, with its reason cleared and the same row.
+    assert "extended 6 from 5 to 9 steps; queued, resumes" in ok([*base, "6", "--steps", "9"]).output
+    with Store.open(str(db)) as store:
+        rec = store.get(6)
+    assert (rec.status, rec.total_steps, rec.step, rec.stop_reason, rec.attempts) == ("queued", 9, 3, None, 0)
+    assert rec.config["train"]["steps"] == 9 and rec.config_hash == rec.experiment_config().hash
+
+
 # ------------------------------------------------------------- lock file
 
 
 @pytest.mark.parametrize("args", [["cancel", "99"], ["retry", "1"], ["rm", "99"], ["priority", "99", "1"],
-                                  ["cancel", "1", "99"]], ids=" ".join)
+                                  ["cancel", "1", "99"], ["extend", "1", "--steps", "10"]], ids=" ".join)
 def test_a_refused_write_leaves_no_lock_file(queued: Path, args: list[str]) -> None:
     refused(_queue(str(queued), *args), queued.parent)
     assert not Path(f"{queued}-lock").exists()
@@ -541,16 +580,15 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     ok(_printed(line, r"create it: (ganlab queue add.*?) \(or point"))
     assert db.exists()
 
-    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real steps from version 1 to 3).
+    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real steps from version 1 to 4).
+    db.unlink()
+    for leftover in db.parent.glob(db.name + "-*"):  # the WAL files of the new one
+        leftover.unlink()
     conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE experiments DROP COLUMN plugin_files")
-    conn.execute("ALTER TABLE workers DROP COLUMN slurm_job_id")  # added by version 3
-    conn.execute("ALTER TABLE workers DROP COLUMN slurm_task")
-    conn.execute("UPDATE ganlab_schema SET version = 1")  # a new database records one row, its version
-    conn.commit()
+    conn.executescript(V1_SCHEMA)
     conn.close()
     line = error_line(run(["queue", "list", "--db", str(db)]))
-    assert "from schema version 1 to 3" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
+    assert "from schema version 1 to 4" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
     ok(["queue", "list", "--db", str(db)])
 
     # A duplicate: "--allow-duplicates queues it anyway".
@@ -559,6 +597,7 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     again = ok(add).output
     assert "1 skipped as duplicates" in again and "--allow-duplicates queues it anyway" in again
     assert "1 experiment(s) queued" in ok([*add, "--allow-duplicates"]).output
+    ok([*add, "--allow-duplicates"])  # a third row: three claims follow
 
     # More rows than shown: "--limit 0 shows all".
     assert "--limit 0 shows all" in ok(["queue", "list", "--db", str(db), "--limit", "1"]).output
@@ -625,3 +664,83 @@ PRESET_CASES = [
 def test_a_bad_preset_is_one_line_naming_the_presets_and_nothing_is_stored(queued: Path, args: list[str], fragment: str) -> None:
     refused(_fill(args, db=str(queued)), queued.parent, fragment)
     assert not (queued.parent / "runs").exists()  # train refused before making a run dir
+
+
+# ------------------------------------------- searches (issue #15): one line, nothing stored
+
+SEARCH = ["--search", "random", "--trials", "3", "--no-build-check"]
+SEARCH_CASES = [
+    (["--set", "lr_g=normal(1e-4,1e-3)", *SEARCH], "unknown distribution 'normal'"),
+    (["--set", "lr_g=loguniform(1e-5,1e-3)", *SEARCH], "did you mean 'log'?"),
+    (["--set", "lr_g=log(1e-12,1e-3)", *SEARCH], "the bound 1e-12 is outside the range declared for lr_g"),
+    (["--set", "base_filters=int(16,5000)", *SEARCH], "the bound 5000 is outside the range declared for base_filters"),
+    (["--set", "steps=uniform(1,9)", *SEARCH], "steps is an integer; sample it with int(1,9)"),
+    (["--set", "backend=int(1,9)", *SEARCH], "not a number range"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "random", "--trials", "0"], "--trials 0"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "random", "--trials", "-2"], "at least 1 trial"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "random"], "needs a budget: give --trials N"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--objective", "fid"], "--objective 'fid'"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--prune", "hyperband"], "--prune 'hyperband'"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--search", "bayes", "--trials", "3"], "--search 'bayes'"),
+    (["--set", "lr_g=log(1e-5,1e-3)"], "a grid cannot expand"),
+    (["--set", "lr_g=log(1e-5,1e-3)", "--prune", "asha"], "a grid cannot expand"),
+    (["--set", "lr_g=1e-4,2e-4", "--trials", "3"], "--trials is the budget of --search random or tpe"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--seeds", "0,1"], "--seeds repeats the points of a grid"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--study", "a/b"], "--study"),
+    (["--set", "lr_g=2e-4", *SEARCH], "nothing to search"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--max-experiments", "2"], "--trials 3 is more than the limit"),
+    (["--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--study", "taken"], "study 'taken' already exists"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), SEARCH_CASES, ids=[" ".join(a)[:80] for a, _ in SEARCH_CASES])
+def test_a_bad_search_is_refused_and_stores_nothing(queued: Path, args: list[str], fragment: str) -> None:
+    ok(["queue", "add", "--db", str(queued), "--set", "lr_g=log(1e-5,1e-3)", *SEARCH, "--study", "taken"])
+    refused(["queue", "add", "--db", str(queued), *args], queued.parent, fragment)
+
+
+@pytest.mark.parametrize(("toml", "fragment"), [
+    ('[search]\nsampler = "tpe"\n[set]\nlr_g = "log(1e-5,1e-3)"\n[grid]\narch = "dcgan"\n', "needs a budget"),
+    ('[search]\nsampler = "tpe"\ntrials = "5"\n[grid]\narch = "dcgan"\n', "trials must be an integer"),
+    ('[search]\ntrails = 5\n[grid]\narch = "dcgan"\n', "did you mean 'trials'"),
+    ('search = 5\n[grid]\narch = "dcgan"\n', "search must be a table"),
+    ('[search]\nsampler = "random"\ntrials = 2\n[set]\nlr_g = "log(1e-5,1e-3)"\n[grid]\narch = "dcgan"\n'
+     '[[experiments]]\narch = "mlp"\n', "a search samples one block"),
+    ('[set]\nlr_g = "lognormal(1,2)"\n[grid]\narch = "dcgan"\n', "unknown distribution 'lognormal'"),
+])
+def test_a_bad_search_in_a_sweep_file_is_refused(queued: Path, toml: str, fragment: str) -> None:
+    (queued.parent / "s.toml").write_text(toml)
+    refused(["queue", "add", "--db", str(queued), "-f", str(queued.parent / "s.toml"), "--no-build-check"],
+            queued.parent, fragment)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["study", "show", "nosuch"], "no study 'nosuch'"),
+    (["study", "show", "a/b"], "study name"),
+    (["compare", "--study", "nosuch"], "no study 'nosuch'"),
+    (["compare", "--study", "x", "1"], "leave out IDS"),
+])
+def test_study_views_refuse_unknown_studies(queued: Path, args: list[str], fragment: str) -> None:
+    refused([*args, "--db", str(queued)], queued.parent, fragment)
+
+
+# ------------------------------------------------------------- metric selection (train.metrics)
+
+
+METRIC_CASES = [
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,nosuch"], "unknown metric 'nosuch'"),
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,pr", "--set", "eval_samples=50"],
+     "metric 'pr' needs at least 100 samples but eval_samples=50"),
+    (["queue", "--db", "{db}", "add", "--set", "metrics=dc", "--set", "eval_samples=10,500"],
+     "metric 'dc' needs at least 100 samples"),  # one point of a sweep too few: the whole sweep is refused
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=fd,,kid"], "has an empty item"),
+    (["queue", "--db", "{db}", "add", "--set", "train.metrics=kd"], "did you mean 'kid'?"),
+    (["train", "--steps", "1", "--set", "train.metrics=pr", "--set", "eval_samples=99"], "needs at least 100 samples"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), METRIC_CASES, ids=[" ".join(a[3:]) for a, _ in METRIC_CASES])
+def test_unknown_metrics_and_too_few_samples_are_refused_at_enqueue(queued: Path, args: list[str], fragment: str) -> None:
+    refused(_fill(args, db=str(queued)), queued.parent, fragment)
+    with Store.open(str(queued)) as store:
+        assert len(store.list_experiments()) == 3  # the three experiments make_db queued, nothing more

@@ -112,9 +112,9 @@ def test_sigterm_checkpoints_then_the_result_says_stopped(tmp_path):
     child = _Child(tmp_path / "run", config=_config(steps=1_000_000))
     child.until(lambda events: any(e["event"] == "progress" for e in events))
     child.process.send_signal(signal.SIGTERM)
-    assert child.wait() == EXIT_CODES["stopped"], child.log.read_text()[-3000:]
+    assert child.wait() == EXIT_CODES["released"], child.log.read_text()[-3000:]
     step = child.events[-1]["step"]
-    assert child.events[-1]["status"] == "stopped" and step > 0
+    assert child.events[-1]["status"] == "released" and step > 0
     assert child.events[-2] == {"event": "checkpoint", "step": step}
     assert load_checkpoint(RunDir(tmp_path / "run").checkpoint("latest"))[1]["step"] == step
     assert f"stopped on SIGTERM at step {step}, checkpoint written" in child.log.read_text()

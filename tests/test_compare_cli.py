@@ -122,7 +122,11 @@ def test_json_has_every_metric_and_only_varying_hyperparameters(db):
     assert r3["loss"] == "hinge" and r3["train.seed"] == 0 and r3["wall_s"] >= 0
     assert records[5]["fd"] is None and records[5]["status"] == "diverged"
     assert records[6]["status"] == "running" and records[6]["wall_s"] >= 0  # time so far
-    hparam_keys = set(r3) - {"id", "name", "status", "step", "total", "wall_s"} - set(RUNS[3][4])
+    assert r3["stop_reason"] is None
+    # Stored without metric cards (as before cards existed): one group, nothing to tell apart.
+    assert r3["cards"] == {} and {r["card_group"] for r in records.values()} == {"A"}
+    hparam_keys = set(r3) - {"id", "name", "status", "step", "total", "stop_reason", "wall_s", "cards", "card_group",
+                             "card_differs"} - set(RUNS[3][4])
     assert {"loss", "train.seed", "train.lr_g"} <= hparam_keys
     for key in hparam_keys:  # every column shown explains a difference
         assert len({json.dumps(r.get(key)) for r in records.values()}) > 1, key

@@ -70,14 +70,31 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"add-preset-{v[:12]!r}", [*add, "--preset", v]
         yield f"train-preset-{v[:12]!r}", ["train", "--steps", "1", "--preset", v]
     yield "add-preset-bad-override", [*add, "--preset", "small-data", "--set", "ema=2"]
+    for v in ("nosuch", ",", "fd,,kid", f"{ESC}x", "[/]", "fd," + "x" * 5000, ",".join(["fd"] * 3 + [f"m{i}" for i in range(20)])):
+        yield f"add-metrics-{v[:12]!r}", [*add, "--set", f"train.metrics={v}"]
+    for v in ("10", "99"):
+        yield f"add-metrics-samples-{v}", [*add, "--set", "train.metrics=fd,pr,dc", "--set", f"eval_samples={v}"]
     big = ",".join(str(i) for i in range(1, 401))
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]
     yield "add-file-missing", [*add[:2], "-f", "nosuch.toml"]
+    search = [*add, "--search", "tpe", "--trials", "2"]
+    for v in ("normal(1,2)", "log(0,1)", "uniform(2,1)", "int(1.5,3)", "log(1e-12,1)", "uniform(nan,1)",
+              "int(1,2,exp)", "uniform(1e400,2)", "log(1e-5,1e-3", f"uniform({ESC}1,2)"):
+        yield f"add-search-set-{v!r}", [*search, "--set", f"lr_g={v}"]
+    for opt, v in (("--trials", "0"), ("--trials", HUGE), ("--trials", "nan"), ("--search", "x"), ("--prune", "x"),
+                   ("--objective", "x"), ("--objective", f"{ESC}fd"), ("--study", "../x"), ("--study", "a" * 5000)):
+        yield f"add-search{opt}-{v[:12]!r}", [*add, "--set", "lr_g=log(1e-5,1e-3)", "--search", "random", opt, v] + (
+            ["--trials", "2"] if opt != "--trials" else [])
+    yield "add-grid-distribution", [*add, "--set", "lr_g=log(1e-5,1e-3)", "--prune", "asha"]
+    for v in ("[/]", f"{ESC}x", "", "nosuch", "a" * 5000, "x\x00y", "../x"):
+        yield f"study-show-{v[:12]!r}", ["study", "show", v]
+        yield f"compare-study-{v[:12]!r}", ["compare", "--study", v]
     for ident in BAD_INTS + ("0", "-1", "99999"):
         yield f"show-{ident!r}", ["queue", "show", ident]
         yield f"cancel-{ident!r}", ["queue", "cancel", ident]
         yield f"retry-{ident!r}", ["queue", "retry", ident]
+        yield f"extend-{ident!r}", ["queue", "extend", ident, "--steps", "10"]
         yield f"rm-{ident!r}", ["queue", "rm", ident]
         yield f"priority-id-{ident!r}", ["queue", "priority", ident, "1"]
         yield f"logs-{ident!r}", ["logs", ident]
@@ -86,6 +103,12 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"tensorboard-id-{ident!r}", ["tensorboard", "--id", ident]
     for v in (HUGE, "--", HUGE_NEG, "nan", "2147483648"):
         yield f"priority-value-{v!r}", ["queue", "priority", "1", "--", v]
+    # Experiment 1 succeeded with 5 steps, 2 is queued: a budget not above 5, a queued one (alone or with 1).
+    for v in BAD_INTS + ("0", "-3", "5", "4"):
+        yield f"extend-steps-{v!r}", ["queue", "extend", "1", "--steps", v]
+    yield "extend-queued", ["queue", "extend", "2", "--steps", "10"]
+    yield "extend-one-queued", ["queue", "extend", "1", "2", "--steps", "10"]
+    yield "extend-no-steps", ["queue", "extend", "1"]
     for v in (HUGE, "-1", "nan"):
         yield f"list-limit-{v!r}", ["queue", "list", "--limit", v]
     for v in ("0", "-5", HUGE, "x"):
@@ -154,7 +177,7 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for url in BAD_DB_URLS:
         yield f"db-{url[:24]!r}-report", ["report", "--db", url, "-o", "r.html"]
     for url in BAD_DB_URLS:
-        for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"],
+        for cmd in (["queue", "list"], ["queue", "show", "1"], ["status"], ["compare"], ["db", "upgrade"], ["study", "list"],
                     ["queue", "add", "--steps", "5"], ["worker", "--until-empty"]):
             yield f"db-{url[:24]!r}-{'-'.join(cmd)}", [cmd[0], "--db", url, *cmd[1:]] if cmd[0] in ("queue", "db") \
                 else [*cmd, "--db", url]

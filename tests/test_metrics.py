@@ -258,3 +258,70 @@ def test_digits_floor_is_far_below_corrupted_and_noise_images(digits, evaluator)
     assert abs(floor["kid"]) < scores["blurred"]["kid"] < scores["noise"]["kid"]
     with pytest.raises(ValueError, match="shape"):
         evaluator.evaluate(np.zeros((10, 16, 16, 1), np.uint8))
+
+
+# --------------------------------------------------------------- as plugins
+
+
+def test_fd_and_kid_as_metric_plugins_keep_the_numbers_of_before(digits, tmp_path):
+    """Values computed by the Evaluator before FD and KID became plugins (main at 007f4dc), on a fixed input."""
+    ev = Evaluator(digits, n_real=1000, seed=3, cache_dir=tmp_path, config=SMALL_NET)
+    rng = np.random.default_rng(7)
+    base = digits.images[rng.choice(len(digits.images), 1000)] / 127.5 - 1
+    fake = np.clip(base + rng.normal(0, 0.3, base.shape), -1, 1)
+    assert ev.floor() == pytest.approx(
+        {"fd": 0.1757627983738601, "kid": -0.006261507387108231, "kid_std": 0.0030227738636938394}, rel=1e-9)
+    assert ev.evaluate(fake) == pytest.approx(
+        {"fd": 0.7068987634139248, "kid": 0.09176032941197373, "kid_std": 0.007442762162528831}, rel=1e-9)
+
+
+def test_a_suite_extracts_once_per_backbone_and_cards_every_metric(digits, tmp_path):
+    from ganlab.builtin.metrics import dc_metric, fd_metric, kid_metric, pr_metric
+    from ganlab.metrics.card import card_key
+    from ganlab.metrics.classifier import classifier_features
+    from ganlab.metrics.suite import MetricSuite
+
+    features = classifier_features(SMALL_NET)
+    calls = []
+    counting = ganlab_feature_spec_counting(features, calls)
+    specs = [fd_metric(counting), kid_metric(counting), pr_metric(counting), dc_metric(counting)]
+    suite = MetricSuite(digits, specs, n_real=500, seed=1, cache_dir=tmp_path)
+    assert calls == [500]  # one backbone built, the real reference extracted once
+    floor = suite.floor()
+    scores = suite.evaluate(np.random.default_rng(0).uniform(-1, 1, (400, 32, 32, 1)))
+    assert calls == [500, 449, 400]  # the holdout, then the fakes: once for all four metrics
+    assert set(scores) == {"fd", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+    # Held-out real digits sit on the real manifold; uniform noise does not.
+    assert floor["precision"] > 0.5 and floor["coverage"] > 0.5 and scores["precision"] < 0.05
+    assert scores["kid_std"] > 0  # subsets of 250 of the 500 reference images: they differ
+    cards = suite.cards()
+    assert cards["kid"]["params"] == {"subsets": 50, "subset_size": 0} and cards["kid"]["n_real"] == 500
+    assert cards["kid"]["notes"] == {"subset_size": 250, "subset_size_rule": "min(500, n_real // 2)"}
+    assert cards["pr"]["n_fake"] == 400 and cards["pr"]["backbone"] == "classifier-mlp-64"
+    assert cards["fd"]["data_hash"] == suite.data_hash and cards["fd"]["seed"] == 1
+    other_seed = MetricSuite(digits, specs, n_real=500, seed=2, cache_dir=tmp_path)
+    other_seed.evaluate(np.zeros((400, 32, 32, 1), np.float32))
+    # Another seed trains another net on another split, yet the cards match apart from the seed.
+    assert other_seed.cards()["fd"]["per_seed"] != cards["fd"]["per_seed"]
+    assert card_key(other_seed.cards()["fd"]) == card_key(cards["fd"])
+
+
+def ganlab_feature_spec_counting(features, calls):
+    """``features`` whose extractor records how many images each call embeds."""
+    from ganlab.specs import FeatureSpec
+
+    def build(ctx):
+        inner = features.build(ctx)
+
+        class Counting:
+            def card(self):
+                return inner.card()
+
+            def __call__(self, images):
+                assert images.dtype != np.uint8 and images.min() >= -1 and images.max() <= 1  # float in [-1, 1]
+                calls.append(len(images))
+                return inner(images)
+
+        return Counting()
+
+    return FeatureSpec(features.name, features.description, build)

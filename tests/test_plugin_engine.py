@@ -71,6 +71,13 @@ class FakePlugin:
     def register_augmentations(register):
         register(ganlab.AugmentationSpec(name="fake-aug", description="negate", apply=lambda x, ctx: -x))
 
+    @staticmethod
+    @ganlab.hookimpl
+    def register_metrics(register):
+        features = ganlab.FeatureSpec("fake-features", "rows as they are", lambda ctx: None)
+        register(ganlab.MetricSpec(name="fake-metric", description="mean gap", outputs=("gap",), features=features,
+                                   compute=lambda real, fake, ctx: {"gap": float(abs(real.mean() - fake.mean()))}))
+
 
 @pytest.fixture
 def registry():
@@ -122,12 +129,17 @@ def test_fake_plugin_exercises_every_hook(registry):
     assert registry.loss("fake-loss").defaults.n_critic == 3
     assert [e.name for e in registry.entries("augmentation")] == ["fake-aug"]
     assert registry.augmentation("fake-aug").apply(2.0, None) == -2.0
+    import numpy as np
+
+    metric = registry.metric("fake-metric")
+    assert metric.compute(np.ones((2, 1)), np.zeros((2, 1)), ganlab.MetricContext({})) == {"gap": 1.0}
     assert all(e.source == "tests" for e in registry.entries())
 
 
 def test_every_hook_is_documented_and_tested():
     hooks = [n for n in dir(hookspecs) if n.startswith("register_")]
-    assert sorted(hooks) == ["register_architectures", "register_augmentations", "register_datasets", "register_losses"]
+    assert sorted(hooks) == ["register_architectures", "register_augmentations", "register_datasets", "register_losses",
+                             "register_metrics"]
     plugin_doc = (REPO / "docs" / "plugins.md").read_text()
     for name in hooks:
         assert getattr(hookspecs, name).__doc__.strip(), f"{name} has no docstring"
@@ -338,7 +350,7 @@ def test_a_misspelt_hook_fails_loudly(tmp_path):
     assert [p.message for p in reg.problems] == [
         f"plugin {path}: hook 'register_architecture' is not a ganlab hook; did you mean "
         "'register_architectures'? (hooks: register_architectures, register_augmentations, register_datasets, "
-        "register_losses)"
+        "register_losses, register_metrics)"
     ]
     assert [e.name for e in reg.entries()] == ["fine"]
 
@@ -385,6 +397,20 @@ def test_bad_spec_declarations_fail_at_construction():
         )
     with pytest.raises(Exception, match="out of range"):
         ganlab.Param("p", float, 5.0, low=0.0, high=1.0)
+    features = ganlab.FeatureSpec("f", "", lambda ctx: None)
+
+    def metric(**kw):
+        return ganlab.MetricSpec(**{"name": "m", "description": "", "outputs": ("m",), "features": features,
+                                    "compute": print, **kw})
+
+    with pytest.raises(PluginValidationError, match="outputs must be non-empty lower-case names"):
+        metric(outputs=("Bad Out",))
+    with pytest.raises(PluginValidationError, match="features must be a ganlab.FeatureSpec"):
+        metric(features="classifier")
+    with pytest.raises(PluginValidationError, match="min_samples must be an int >= 2"):
+        metric(min_samples=1)
+    with pytest.raises(PluginValidationError, match="feature extractor name"):
+        ganlab.FeatureSpec("Big", "", print)
 
 
 # ------------------------------------------------------------------ CLI
@@ -428,6 +454,19 @@ def test_plugins_show_prints_hyperparameters(tmp_path):
         "name": "depth", "type": "int", "default": 3, "required": False,
         "low": 1, "high": 8, "choices": None, "help": "number of blocks",
     }
+
+
+def test_plugins_lists_and_shows_metrics(tmp_path):
+    listed = CliRunner().invoke(cli, ["--plugins-dir", "", "plugins", "--kind", "metric", "--json"])
+    assert listed.exit_code == 0, listed.output
+    entries = {e["name"]: e for e in json.loads(listed.stdout)}
+    assert set(entries) >= {"fd", "kid", "pr", "dc"}
+    assert entries["pr"]["outputs"] == ["precision", "recall"] and entries["pr"]["lower_is_better"] is False
+    assert entries["pr"]["features"] == "classifier" and entries["pr"]["min_samples"] == 100
+    shown = CliRunner().invoke(cli, ["--plugins-dir", "", "plugins", "show", "kid"])
+    assert shown.exit_code == 0, shown.output
+    assert "reports: kid (lower is better)" in shown.stdout and "Bińkowski" in shown.stdout
+    assert "subset_size" in shown.stdout and "min(500, n_real // 2)" in shown.stdout
 
 
 def test_plugins_show_unknown_name(tmp_path):

@@ -130,7 +130,7 @@ def test_resume_continues_exactly_and_curves_continue(registry, tmp_path):
     split = tmp_path / "split"
     stopper = StopAt(7)
     first = train(config, split, reporter=stopper, registry=registry)
-    assert first.status == "stopped" and first.step == 7
+    assert first.status == "released" and first.step == 7
     assert stopper.checkpoints == [5, 7]
     crashed = train(config, split, resume=True, reporter=CrashAt(12), registry=registry)
     assert crashed.status == "failed" and crashed.error == "RuntimeError: simulated crash at step 12"
@@ -280,7 +280,7 @@ def test_checkpoint_keys_name_each_weight_and_old_unnamed_checkpoints_still_resu
     config = tiny_config(registry, "tiny", "non-saturating", steps=6, checkpoint_every=3, eval_every=100,
                          sample_every=100)
     stopped = train(config, tmp_path / "run", reporter=StopAt(3), registry=registry)
-    assert stopped.status == "stopped" and stopped.step == 3
+    assert stopped.status == "released" and stopped.step == 3
     latest = RunDir(tmp_path / "run").checkpoint("latest")
     arrays, state = load_checkpoint(latest)
     generator = sorted(k for k in arrays if k.startswith("generator/"))

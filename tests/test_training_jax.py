@@ -61,7 +61,7 @@ def test_jax_backend_trains_and_logs_without_tensorflow(tmp_path):
     results = json.loads(line[len("RESULT "):])
     assert results["backend"] == "jax" and not results["tf_imported"]
     assert results["joint"]["status"] == "succeeded", results["joint"]["traceback"]
-    assert results["stopped"]["status"] == "stopped" and results["stopped"]["step"] == 2
+    assert results["stopped"]["status"] == "released" and results["stopped"]["step"] == 2
     assert results["resumed"]["status"] == "succeeded" and results["resumed"]["step"] == 4
 
     # FAST evaluates and samples every 3 steps and at the end.

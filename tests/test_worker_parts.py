@@ -74,8 +74,8 @@ def test_classification_reads_the_result_event():
     assert late.status == "succeeded"  # killed after its result was sent: the result stands
     div = classify(3, {"status": "diverged", "step": 17, "error": None}, "")
     assert div.status == "diverged" and "step 17" in div.error and not div.retryable
-    stopped = classify(4, {"status": "stopped", "step": 5}, "")
-    assert stopped.status == "stopped"
+    stopped = classify(4, {"status": "released", "step": 5}, "")
+    assert stopped.status == "released"
     bug = classify(1, {"status": "failed", "step": 3, "error": "ValueError: bad shape"}, "tail")
     assert bug.reason == "Python exception: ValueError: bad shape" and not bug.retryable and bug.error.endswith("tail")
     oom = classify(1, {"status": "failed", "step": 0, "stage": "start", "kind": "out_of_memory",
@@ -112,6 +112,7 @@ class _Training:
         self.claim = SimpleNamespace(experiment=SimpleNamespace(config={"train": {"backend": "tensorflow"}}))
         self.start_step, self.start_shown, self.stop_sent = None, True, None
         self.last_renew = time.monotonic()
+        self.evals = []  # evaluations for a study's pruner: none here
 
     def poll_reports(self):
         pass

@@ -5,4 +5,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganlab.builtin.datasets",
     "ganlab.builtin.losses",
     "ganlab.builtin.augmentations",
+    "ganlab.builtin.metrics",
 )

@@ -95,6 +95,10 @@ def _register_commands() -> None:
     cli.add_command(demo_cmd.demo)
     cli.add_command(settings_cmd.settings)
 
+    from ganlab.cli import study_cmd
+
+    cli.add_command(study_cmd.study)
+
     from ganlab.cli import slurm_cmd
 
     cli.add_command(slurm_cmd.slurm)

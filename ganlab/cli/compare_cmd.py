@@ -7,8 +7,10 @@ answers at once for thousands of experiments.
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +21,11 @@ from rich.text import Text
 from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.output import cell, console, print_json
 from ganlab.cli.types import ExperimentId
+from ganlab.compare.cards import card_groups
 from ganlab.compare.fit import fit_widths, middle_ellipsis, table_width
 from ganlab.compare.select import select_records
 from ganlab.compare.table import (
+    CARDS_KEY,
     RunRow,
     best_values,
     flat_metrics,
@@ -36,7 +40,7 @@ from ganlab.compare.table import (
     varying_keys,
 )
 from ganlab.config import ExperimentConfig
-from ganlab.names import printable
+from ganlab.names import check_name, printable
 from ganlab.store.lifecycle import STATUSES
 from ganlab.store.records import ExperimentRecord
 from ganlab.store.storage import Store
@@ -54,9 +58,12 @@ def record_row(rec: ExperimentRecord, now: datetime | None = None) -> RunRow:
     if end is None and rec.status == "running":
         end = now or datetime.now(UTC)
     wall = (end - rec.started_at).total_seconds() if end and rec.started_at else None
+    cards = (rec.metrics or {}).get(CARDS_KEY)
     return RunRow(
         id=rec.id, name=rec.name, status=rec.status, step=rec.step, total=rec.total_steps,
         hparams=ExperimentConfig.from_dict(rec.config).flat(), metrics=flat_metrics(rec.metrics), wall_s=wall,
+        stop_reason=rec.stop_reason,
+        cards={k: v for k, v in cards.items() if isinstance(v, dict)} if isinstance(cards, dict) else {},
     )
 
 
@@ -95,7 +102,7 @@ def render(rows: list[RunRow], columns: list[str] | None, metrics: list[str], ti
     for r in rows:
         # Text cells, not markup strings: a name or value with "[...]" must print as it is.
         cells: list[Text] = [cell(r.id), cell(r.name), *(cell(_fmt(r.hparams.get(c))) for c in columns),
-                             cell(r.status), cell(f"{r.step}/{r.total}")]
+                             cell(r.shown_status), cell(f"{r.step}/{r.total}")]
         for m in shown:
             v = r.metrics.get(m)
             text = _fmt(v)
@@ -200,7 +207,7 @@ def _duration(seconds: float | None) -> str:
 def _csv_value(value: Any) -> Any:
     # Member ids of a seed group: one cell, space-separated, rather than a Python list's repr.
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
+        return ("; " if any(isinstance(v, str) for v in value) else " ").join(str(v) for v in value)
     # CSV often lands on a terminal: a stored name's escape sequence is written out, not sent.
     return printable(value) if isinstance(value, str) else value
 
@@ -224,17 +231,27 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--group-seeds", "by_seed", is_flag=True, help="One row per config over seeds: mean ± std of each metric.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every metric, floors included).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every metric, floors included).")
+@click.option("--study", "study_name", default=None, metavar="NAME",
+              help="The trials of this study: drawn values, objective, how each ended; best first.")
 @click.pass_context
 def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], statuses: tuple[str, ...],
-            sort_by: str | None, columns: str | None, by_seed: bool, as_json: bool, as_csv: bool) -> None:
+            sort_by: str | None, columns: str | None, by_seed: bool, as_json: bool, as_csv: bool,
+            study_name: str | None) -> None:
     """Compare experiments: key hyperparameters, status, steps, final and best metrics, wall time.
 
     IDS limit it to those experiments (--tag and --status narrow them further).
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    title = None
     with open_db(ctx, Store, read_only=True) as store:
-        rows = load_rows(store, ids, tags, statuses)
+        if study_name is not None:
+            if ids or tags:
+                raise click.UsageError("--study chooses the experiments itself; leave out IDS and --tag")
+            rows, title, objective = _study_rows(store, study_name, statuses, words=not (as_json or as_csv))
+            sort_by = sort_by or objective
+        else:
+            rows = load_rows(store, ids, tags, statuses)
     if not rows:
         if as_json:
             print_json([])
@@ -245,14 +262,53 @@ def compare(ctx: click.Context, ids: tuple[int, ...], tags: tuple[str, ...], sta
         rows = group_seeds(rows)
     cols = resolve_columns(rows, [c.strip() for c in columns.split(",") if c.strip()] if columns else None)
     metrics = metric_names(rows)
-    rows = sort_rows(rows, sort_by)
-    if as_json:
-        print_json(to_records(rows, cols, metrics))
-    elif as_csv:
-        records = [{printable(k): _csv_value(v) for k, v in rec.items()} for rec in to_records(rows, cols, metrics)]
+    sort_rows(rows, sort_by)  # an unknown --sort metric is refused before anything is printed
+    # Scores computed differently (another backbone, sample count, metric version) are never ranked together.
+    groups = card_groups(rows, sort_by)
+    for group in groups:
+        group.rows = sort_rows(group.rows, sort_by)
+    if as_json or as_csv:
+        records = []
+        for group in groups:
+            for row, rec in zip(group.rows, to_records(group.rows, cols, metrics)):
+                rec["card_group"] = group.label
+                rec["card_differs"] = group.differs
+                # A CSV cell holds the cards as JSON text.
+                rec["cards"] = row.cards if as_json else json.dumps(row.cards, sort_keys=True)
+                records.append(rec)
+        if as_json:
+            print_json(records)
+            return
+        records = [{printable(k): _csv_value(v) for k, v in rec.items()} for rec in records]
         fields = list(dict.fromkeys(k for rec in records for k in rec))
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
+    elif len(groups) == 1:
+        render(groups[0].rows, cols if columns else None, metrics, title=title)
     else:
-        render(rows, cols if columns else None, metrics)
+        for group in groups:
+            why = ("; differs from A in " + "; ".join(group.differs)) if group.differs else ""
+            # A heading line rather than the table's title: rich wraps a title to the table's width.
+            click.echo(printable(f"metric card {group.label} of {len(groups)} ({len(group.rows)} run(s)){why}"))
+            render(group.rows, cols if columns else None, metric_names(group.rows))
+        click.echo(f"{len(groups)} metric cards among these runs: each table ranks only runs whose scores were "
+                   "computed the same way (apart from the seed); --json shows the cards")
+
+
+def _study_rows(store: Store, name: str, statuses: Sequence[str], *, words: bool) -> tuple[list[RunRow], str, str]:
+    """A study's started trials as rows, a title naming the best.
+
+    With ``words`` (the table) the status says where a pruned run stopped; JSON and CSV keep the bare status.
+    """
+    from ganlab.search.results import best_trial, status_text
+
+    check_name(name, what="--study")
+    study, trials = store.study(name)
+    now = datetime.now(UTC)
+    rows = [replace(record_row(rec, now), status=status_text(rec) if words else rec.status) for rec, _ in trials
+            if rec.status != "queued" and (not statuses or rec.status in statuses)]
+    best = best_trial(study, trials)
+    found = (f"best: trial {best[1].trial} (experiment {best[0].id}), {study.objective} {best[1].value:.4g}"
+             if best is not None and best[1].value is not None else "no finished trial yet")
+    return rows, f"study {study.name} ({study.sampler}, pruner {study.pruner}): {found}", study.objective

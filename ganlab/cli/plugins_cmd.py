@@ -10,6 +10,7 @@ from ganlab.cli.plugins_author_cmd import new as new_cmd
 from ganlab.errors import PluginError
 from ganlab.params import suggest
 from ganlab.registry import KINDS, Registry
+from ganlab.specs import MetricSpec
 
 
 def _report_problems(registry: Registry) -> None:
@@ -24,7 +25,7 @@ def _report_problems(registry: Registry) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def plugins(ctx: click.Context, kind: str | None, as_json: bool) -> None:
-    """List architectures, datasets, losses and augmentations: kind, name, source, description."""
+    """List architectures, datasets, losses, augmentations and metrics: kind, name, source, description."""
     if ctx.invoked_subcommand is not None:
         return
     registry = ctx.obj.registry()
@@ -67,6 +68,11 @@ def show(ctx: click.Context, name: str, kind: str | None, as_json: bool) -> None
         click.echo(f"  {spec.description}")
         if spec.reference:
             click.echo(f"  reference: {spec.reference}")
+        if isinstance(spec, MetricSpec):
+            better = "lower" if spec.lower_is_better else "higher"
+            click.echo(f"  reports: {', '.join(spec.outputs)} ({better} is better), version {spec.version}")
+            click.echo(f"  features: {spec.features.name} ({spec.features.description})")
+            click.echo(f"  needs at least {spec.min_samples} samples (train.eval_samples)")
         if getattr(spec, "conditional", False):
             click.echo("  class-conditional: needs a labelled dataset")
         defaults = getattr(spec, "defaults", None)

@@ -10,20 +10,22 @@ from typing import Any
 import click
 
 from ganlab.build_check import check_builds
-from ganlab.cli import queue_view
+from ganlab.cli import queue_extend_cmd, queue_view
 from ganlab.cli.db_option import db_option, db_url, open_db
 from ganlab.cli.experiment_options import ExperimentOptions, experiment_options
 from ganlab.cli.output import print_table
+from ganlab.cli.study_add import queue_grid_study, queue_search, search_settings
 from ganlab.cli.types import Count, ExperimentId, Priority
 from ganlab.config import Resolver
 from ganlab.errors import ConfigError, DatabaseMissing
 from ganlab.limits import DEFAULT_MAX_EXPERIMENTS
+from ganlab.metrics.selection import DEFAULT_METRICS, metric_names
 from ganlab.names import check_name, printable
 from ganlab.plugin_files import PluginFile, check_folder, read_source
 from ganlab.store.records import ExperimentRecord, NewExperiment, check_tag
 from ganlab.store.storage import Store
 from ganlab.store.urls import db_hint, display_url
-from ganlab.sweep import Grid, Planned, expand, load_sweep_file, parse_seeds, split_list
+from ganlab.sweep import Grid, Planned, expand, load_sweep, parse_seeds, split_list
 
 RICH_TABLE_ROWS = 1000
 
@@ -55,6 +57,14 @@ def _open(ctx: click.Context, *, read_only: bool = False) -> Store:
               help="Refuse a sweep of more experiments than this (counted before anything is expanded).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new ids, one per line.")
 @click.option("--no-build-check", is_flag=True, help="Skip building each architecture for its data shape first.")
+@click.option("--search", "search", default=None, metavar="grid|random|tpe",
+              help="grid (default): every combination. random/tpe: sample --trials points; --set takes "
+                   "uniform(a,b), log(a,b), int(a,b), int(a,b,log) and comma lists (see docs/search.md).")
+@click.option("--trials", type=int, default=None, metavar="N", help="How many points a random/tpe search samples.")
+@click.option("--objective", default=None, metavar="NAME", help="The metric a study minimises (default fd).")
+@click.option("--prune", default=None, metavar="asha|median|none",
+              help="Stop trials whose objective falls behind the study's, at their evaluations (default none).")
+@click.option("--study", "study", default=None, metavar="NAME", help="Name of the study (default from --name or the plugins).")
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -69,6 +79,11 @@ def add(
     max_experiments: int,
     quiet: bool,
     no_build_check: bool,
+    search: str | None,
+    trials: int | None,
+    objective: str | None,
+    prune: str | None,
+    study: str | None,
 ) -> None:
     """Queue one experiment or a sweep, validated against the plugins first.
 
@@ -79,11 +94,21 @@ def add(
         check_name(name, what="--name")
     tag_list = tuple(dict.fromkeys(check_tag(t) for raw in tags for t in split_list("--tag", raw)))
     seed_list = parse_seeds(seeds) if seeds is not None else None
+    file_search = None
     if sweep_file is not None:
-        grids = _file_grids(sweep_file, experiment, name, priority, tag_list, seed_list)
+        grids, file_search = _file_grids(sweep_file, experiment, name, priority, tag_list, seed_list)
     else:
         grids = [experiment.grid(lists=True, seeds=seed_list, name=name, priority=priority or 0, tags=tag_list)]
+    settings = search_settings({"sampler": search, "trials": trials, "objective": objective, "prune": prune,
+                                "study": study}, file_search)
+    if settings.samples and settings.trials is not None and settings.trials > max_experiments:
+        raise ConfigError(f"--trials {settings.trials} is more than the limit of {max_experiments:,} experiments; "
+                          "raise it with --max-experiments N")
     registry = ctx.obj.registry()
+    if settings.samples:
+        queue_search(ctx, registry, grids, settings, name=name, priority=priority or 0, tags=tag_list, quiet=quiet,
+                     dry_run=dry_run, build_check=not no_build_check)
+        return
     resolver = Resolver(registry)
     planned = expand(resolver, grids, max_experiments=max_experiments)
     if not no_build_check:  # every architecture built for its data shape, once per distinct build (cached)
@@ -91,10 +116,14 @@ def add(
     if dry_run:
         _dry_run(ctx, planned, allow_duplicates)
         return
+    if settings.wants_study:
+        queue_grid_study(ctx, registry, planned, settings, name=name, allow_duplicates=allow_duplicates, quiet=quiet)
+        return
     files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
     items = [
         NewExperiment(p.config, p.name, p.priority, p.tags,
-                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation))
+                      plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation,
+                                         metric_names(p.config.train.get("metrics", DEFAULT_METRICS))))
         for p in planned
     ]
     with open_db(ctx, Store, create=True) as store:
@@ -118,14 +147,15 @@ def _file_grids(
     priority: int | None,
     tags: tuple[str, ...],
     seeds: tuple[int, ...] | None,
-) -> list[Grid]:
-    """The file's blocks, with command-line settings applied to every one of them."""
+) -> tuple[list[Grid], dict[str, Any]]:
+    """The file's blocks, with command-line settings applied to every one of them, and its [search] table."""
     given = experiment.plugin_options_given()
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be combined with -f; choose plugins in the sweep file {path}")
     overrides = experiment.settings(lists=True)
     grids = []
-    for grid in load_sweep_file(path):
+    blocks, search = load_sweep(path)
+    for grid in blocks:
         sets = {k: v for k, v in grid.sets.items() if k not in overrides}
         sets.update(overrides)
         grids.append(replace(
@@ -136,7 +166,7 @@ def _file_grids(
             priority=priority if priority is not None else grid.priority,
             tags=tuple(dict.fromkeys(grid.tags + tags)),
         ))
-    return grids
+    return grids, search
 
 
 def _duplicate_note(existing_id: int | None, status: str | None) -> str:
@@ -279,3 +309,4 @@ def priority_cmd(ctx: click.Context, exp_id: int, priority: int) -> None:
 # The read-only views live in their own module: queue_view.py.
 queue.add_command(queue_view.list_cmd)
 queue.add_command(queue_view.show)
+queue.add_command(queue_extend_cmd.extend)

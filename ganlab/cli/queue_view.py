@@ -10,8 +10,10 @@ import click
 from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.output import print_json, print_table, warn
 from ganlab.cli.types import ExperimentId
+from ganlab.compare.table import CARDS_KEY
 from ganlab.limits import DB_INT_MAX
 from ganlab.logfilter import without_noise
+from ganlab.metrics.card import card_line
 from ganlab.names import printable
 from ganlab.store.lifecycle import STATUSES
 from ganlab.store.models import utcnow
@@ -110,6 +112,7 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
 
     echo(f"experiment {rec.id}  {rec.name}")
     line("status", _status(rec) + (f" (attempt {rec.attempts})" if rec.attempts else ""))
+    line("stop reason", rec.stop_reason)  # why a GAN-aware stop or a pruner ended it early
     augment = rec.experiment_config().augmentation
     line("plugins", f"{rec.architecture} / {rec.dataset} / {rec.loss}" + (f" / {augment}" if augment != "none" else ""))
     line("priority", rec.priority)
@@ -127,7 +130,13 @@ def show(ctx: click.Context, exp_id: int, as_json: bool) -> None:
     if rec.run_dir:
         line("run dir", f"{rec.run_host}:{rec.run_dir}" if rec.run_host else rec.run_dir)
     if rec.metrics:
-        line("metrics", " ".join(f"{k}={_num(v)}" for k, v in rec.metrics.items()))
+        line("metrics", " ".join(f"{k}={_num(v)}" for k, v in rec.metrics.items() if k != CARDS_KEY))
+        cards = rec.metrics.get(CARDS_KEY)
+        if isinstance(cards, dict) and cards:
+            echo("  metric cards")
+            for name in sorted(cards):
+                if isinstance(cards[name], dict):
+                    echo(f"    {card_line(cards[name])}")
     line("config hash", rec.config_hash)
     _plugin_files(rec)
     echo("  config")

@@ -46,8 +46,9 @@ def train(
 
     Takes the same options as 'ganlab queue add' (one experiment, no sweep).
     Ctrl-C writes a checkpoint and exits; --resume --run-dir DIR continues it.
-    Exit status: 0 succeeded, 1 failed, 3 diverged, 4 stopped (resumable),
-    6 another process is training the run dir.
+    Exit status: 0 succeeded (or ended by a train.* stop setting), 1 failed,
+    3 diverged, 4 stopped on request (resumable), 6 another process is training
+    the run dir.
     """
     if name is not None:
         check_name(name, what="--name")

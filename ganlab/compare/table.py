@@ -17,6 +17,8 @@ from ganlab.errors import ConfigError
 from ganlab.params import suggest
 
 SEED_KEY = "train.seed"
+#: Where a stored result keeps its metric cards, beside the scores.
+CARDS_KEY = "cards"
 # Settings that never explain a difference in results; hidden unless asked for.
 _BOOKKEEPING = {
     "train.checkpoint_every", "train.eval_every", "train.sample_every", "train.log_every",
@@ -41,10 +43,22 @@ class RunRow:
     wall_s: float | None = None
     ids: list[int] = field(default_factory=list)  # members, for a seed group
     spread: dict[str, float] = field(default_factory=dict)  # std per metric, for a seed group
+    stop_reason: str | None = None  # why a GAN-aware stop or a pruner ended the run early
+
+    @property
+    def shown_status(self) -> str:
+        """The status as a table shows it: ``stopped: REASON`` for a run a stop ended."""
+        return f"{self.status}: {self.stop_reason}" if self.stop_reason else self.status
+    cards: dict[str, Any] = field(default_factory=dict)  # metric name -> metric card (ganlab.metrics.card)
 
 
-def lower_is_better(metric: str) -> bool:
-    """Distances and losses go down; anything else (accuracy, scores) goes up."""
+def lower_is_better(metric: str, rows: Sequence[RunRow] = ()) -> bool:
+    """Whether ``metric`` improves downwards: as its metric card says, else by name (distances, losses, times)."""
+    base = metric.removeprefix("best_")
+    for row in rows:
+        for card in row.cards.values():
+            if isinstance(card, Mapping) and base in (card.get("outputs") or ()):
+                return bool(card.get("lower_is_better", True))
     name = metric.lower()
     return any(k in name for k in ("fd", "fid", "kid", "loss", "distance", "time", "wall"))
 
@@ -152,6 +166,7 @@ def group_seeds(rows: Sequence[RunRow]) -> list[RunRow]:
                 wall_s=statistics.fmean(walls) if walls else None,
                 ids=[m.id for m in members],
                 spread=spread,
+                cards=first.cards,  # the members differ by seed only, which cards leave out when compared
             )
         )
     return merged
@@ -176,7 +191,7 @@ def sort_rows(rows: list[RunRow], metric: str | None) -> list[RunRow]:
         raise ConfigError(f"--sort {metric!r}: no run has that metric{suggest(metric, known)} (known: {', '.join(known)})")
     if metric in ("id", "name", "step", "wall_s"):
         return sorted(rows, key=lambda r: (getattr(r, metric) is None, getattr(r, metric) or 0))
-    sign = 1.0 if lower_is_better(metric) else -1.0
+    sign = 1.0 if lower_is_better(metric, rows) else -1.0
 
     def key(r: RunRow) -> tuple[bool, float]:
         v = r.metrics.get(metric)
@@ -195,7 +210,7 @@ def best_values(rows: Sequence[RunRow], metrics: Iterable[str]) -> dict[str, flo
         values = [float(r.metrics[name]) for r in rows
                   if isinstance(r.metrics.get(name), (int, float)) and not math.isnan(r.metrics[name])]
         if values:
-            best[name] = min(values) if lower_is_better(name) else max(values)
+            best[name] = min(values) if lower_is_better(name, rows) else max(values)
     return best
 
 
@@ -203,7 +218,8 @@ def to_records(rows: Sequence[RunRow], keys: Sequence[str], metrics: Sequence[st
     """Plain dicts for JSON and CSV output."""
     out = []
     for r in rows:
-        rec: dict[str, Any] = {"id": r.id, "name": r.name, "status": r.status, "step": r.step, "total": r.total}
+        rec: dict[str, Any] = {"id": r.id, "name": r.name, "status": r.status, "step": r.step, "total": r.total,
+                               "stop_reason": r.stop_reason}
         if r.ids:
             rec["ids"] = r.ids
         rec.update({k: r.hparams.get(k) for k in keys})
@@ -233,6 +249,8 @@ def flat_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     """Numbers only, one level (nested dicts become ``a/b``)."""
     out: dict[str, float] = {}
     for key, value in (metrics or {}).items():
+        if key == CARDS_KEY:  # how the scores were computed, not scores (see RunRow.cards)
+            continue
         if isinstance(value, Mapping):
             out.update({f"{key}/{k}": v for k, v in flat_metrics(value).items()})
         elif isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -1,10 +1,8 @@
-"""Scoring generated images against a dataset: the offline protocol.
+"""Classifier FD and KID in one object: the built-in ``fd`` and ``kid`` metrics on a :class:`MetricSuite`.
 
-One ``Evaluator`` per (dataset, seed): it splits the data with a fixed seed
-into a training split (feature net, real reference sample) and a holdout
-split (the real-vs-real floor), loads or trains the feature net, and keeps the
-reference sample's features. ``evaluate`` then costs one forward pass of the
-fakes plus the two distances. See docs/metrics.md.
+The original protocol's interface (``protocol``, ``feature_net``), kept for
+scripts and tests that score images directly. A training run uses a
+:class:`ganlab.metrics.suite.MetricSuite` with the metrics its config names.
 """
 
 from __future__ import annotations
@@ -14,25 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ganlab.metrics.distances import frechet_from_stats, gaussian_stats, kid
-from ganlab.metrics.featurenet import FeatureNetConfig, data_digest, load_or_train
+from ganlab.metrics.featurenet import FeatureNetConfig
+from ganlab.metrics.suite import MetricSuite, split_indices
 from ganlab.specs import ImageData
 
 __all__ = ["Evaluator", "split_indices"]
-
-
-def split_indices(n: int, n_real: int, seed: int, holdout_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed-seed permutation cut into ``(train, holdout)`` index arrays.
-
-    The holdout gets ``holdout_fraction`` of the data but never more than
-    ``n_real`` images: it only serves the floor, which compares it with the
-    ``n_real`` reference images; the rest is worth more for training.
-    """
-    if n < 4:
-        raise ValueError(f"need at least 4 images to split into train and holdout, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_hold = int(min(max(2, round(n * holdout_fraction)), n_real, n - 2))
-    return order[n_hold:], order[:n_hold]
 
 
 class Evaluator:
@@ -47,7 +31,7 @@ class Evaluator:
             :func:`ganlab.metrics.featurenet.default_cache_dir`.
         holdout_fraction: share of the data held out for the floor (capped at ``n_real``).
         config: the feature net's configuration.
-        kid_subsets, kid_subset_size: KID's subset averaging.
+        kid_subsets, kid_subset_size: KID's subset averaging (size ``None``: ``min(500, n_real // 2)``).
     """
 
     def __init__(
@@ -60,25 +44,23 @@ class Evaluator:
         holdout_fraction: float = 0.25,
         config: FeatureNetConfig | None = None,
         kid_subsets: int = 50,
-        kid_subset_size: int = 500,
+        kid_subset_size: int | None = None,
     ) -> None:
-        if n_real < 2:
-            raise ValueError(f"n_real should be >= 2. Received: n_real={n_real}")
+        from ganlab.builtin.metrics import fd_metric, kid_metric
+        from ganlab.builtin.metrics import kid_subset_size as effective_size
+        from ganlab.metrics.classifier import classifier_features
+
         self.config = config or FeatureNetConfig()
-        self._seed = seed
-        self._kid = {"subsets": kid_subsets, "subset_size": kid_subset_size}
-        images, labels = data.images, data.labels
-        self._train_idx, self._holdout_idx = split_indices(len(images), n_real, seed, holdout_fraction)
-        data_hash = data_digest(images, labels)
-        self.feature_net = load_or_train(
-            images, labels, self._train_idx, self._holdout_idx, self.config, cache_dir, data_hash=data_hash
-        )
-        # The training split is already a seeded permutation: its head is a random sample.
-        real_idx = np.sort(self._train_idx[:n_real])
-        self._real = self.feature_net.features(images[real_idx])
-        self._real_stats = gaussian_stats(self._real)  # small: (dim,) and (dim, dim)
-        self._images = images
-        self._floor: dict[str, float] | None = None
+        features = classifier_features(self.config)
+        self.suite = MetricSuite(data, [fd_metric(features), kid_metric(features)], n_real=n_real, seed=seed,
+                                 cache_dir=cache_dir, holdout_fraction=holdout_fraction,
+                                 params={"kid": {"subsets": kid_subsets, "subset_size": kid_subset_size or 0}})
+        self.feature_net = self.suite.extractors["classifier"].net
+        self._train_idx, self._holdout_idx = self.suite.train_idx, self.suite.holdout_idx
+        real_idx = self.suite.real_idx
+        data_hash = self.suite.data_hash
+        self._kid = {"subsets": kid_subsets,
+                     "subset_size": effective_size({"subset_size": kid_subset_size or 0}, len(real_idx))}
         info = self.feature_net.info
         note = ""
         if info.get("label_source", "labels") != "labels":
@@ -108,30 +90,14 @@ class Evaluator:
             "note": note,
         }
 
-    def _scores(self, feats: np.ndarray) -> dict[str, float]:
-        from threadpoolctl import threadpool_limits
-
-        # One BLAS thread: these matrices are small, and threads only fight over shared cores.
-        with threadpool_limits(limits=1, user_api="blas"):
-            mu, cov = gaussian_stats(feats)
-            kid_mean, kid_std = kid(self._real, feats, seed=self._seed, **self._kid)
-        return {"fd": frechet_from_stats(*self._real_stats, mu, cov), "kid": kid_mean, "kid_std": kid_std}
-
     def floor(self) -> dict[str, float]:
         """Scores of held-out real images: what a perfect generator would get at this sample size."""
-        if self._floor is None:
-            holdout = self.feature_net.features(self._images[np.sort(self._holdout_idx)])
-            self._floor = self._scores(holdout)
-            self.protocol["floor"] = dict(self._floor)
-        return dict(self._floor)
+        floor = self.suite.floor()
+        self.protocol["floor"] = dict(floor)
+        return floor
 
     def evaluate(self, fake: np.ndarray) -> dict[str, float]:
         """``{"fd", "kid", "kid_std"}`` of generated images (NHWC, float in ``[-1, 1]`` or uint8)."""
-        fake = np.asarray(fake)
-        if fake.ndim != 4 or fake.shape[1:] != self._images.shape[1:]:
-            want = ", ".join(map(str, self._images.shape[1:]))
-            raise ValueError(f"fake images must have shape (N, {want}) like the dataset, got {fake.shape}")
-        if len(fake) < 2:
-            raise ValueError(f"need at least 2 fake images, got {len(fake)}")
-        self.protocol["n_fake"] = int(len(fake))
-        return self._scores(self.feature_net.features(fake))
+        scores = self.suite.evaluate(fake)
+        self.protocol["n_fake"] = self.suite.n_fake
+        return scores

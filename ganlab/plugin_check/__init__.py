@@ -60,6 +60,10 @@ def run_check(
         data = registry.dataset(config.dataset).load(config.dataset_params)
     elif kind == "augmentation":
         config = Resolver(registry, check_data=False).resolve(DEFAULT_ARCH, DEFAULT_DATASET, DEFAULT_LOSS, sets, name)
+    elif kind == "metric":
+        config = Resolver(registry).resolve(DEFAULT_ARCH, dataset or DEFAULT_DATASET, loss or DEFAULT_LOSS,
+                                            {**sets, "train.metrics": name})
+        data = registry.dataset(config.dataset).load(config.dataset_params)
     else:
         plugins = (DEFAULT_ARCH, name, DEFAULT_LOSS) if kind == "dataset" else (DEFAULT_ARCH, DEFAULT_DATASET, name)
         config = Resolver(registry, check_data=False).resolve(*plugins, sets)
@@ -76,6 +80,10 @@ def run_check(
             from ganlab.plugin_check.augmentation import check_augmentation
 
             check_augmentation(registry, name, config.augment_params, report)
+        elif kind == "metric":
+            from ganlab.plugin_check.metric import check_metric
+
+            check_metric(registry, name, data, int(config.train["eval_samples"]), report)
         elif kind == "loss":
             from ganlab.plugin_check.loss import check_loss
 

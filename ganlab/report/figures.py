@@ -132,12 +132,13 @@ def parallel_figure(runs: Sequence[ReportRun], keys: Sequence[str], metric: str)
             dims.append({"label": key.removeprefix("train."), "values": [index[str(v)] for v in values],
                          "tickvals": list(range(len(labels))), "ticktext": [t[:24] for t in labels]})
     scores = [float(r.row.metrics[metric]) for r in scored]
+    lower = lower_is_better(metric, [r.row for r in scored])
     dims.append({"label": metric, "values": scores})
     fig = go.Figure(go.Parcoords(
         dimensions=dims,
-        line={"color": scores, "colorscale": "Viridis", "reversescale": lower_is_better(metric), "showscale": True,
+        line={"color": scores, "colorscale": "Viridis", "reversescale": lower, "showscale": True,
               "colorbar": {"title": {"text": metric}}}))
-    better = "lower" if lower_is_better(metric) else "higher"
+    better = "lower" if lower else "higher"
     fig.update_layout(title={"text": f"hyperparameters against {metric} ({better} is better; "
                                      f"{len(scored)} of {len(runs)} runs have it)", "font": {"size": 14}},
                       height=420, margin={"l": 60, "r": 60, "t": 80, "b": 30}, template="plotly_white")

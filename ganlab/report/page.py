@@ -17,15 +17,19 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
+from ganlab.compare.cards import CardGroup
 from ganlab.compare.table import best_values, follows_plugin, is_reference, lower_is_better, table_metrics
 from ganlab.report.collect import ReportRun
 
 
-def columns_and_rows(runs: Sequence[ReportRun], keys: Sequence[str], metrics: Sequence[str]) -> tuple[list, list]:
+def columns_and_rows(runs: Sequence[ReportRun], keys: Sequence[str], metrics: Sequence[str],
+                     groups: Sequence[CardGroup] = ()) -> tuple[list, list]:
     """Table columns (``key, label, kind, best, lower``) and rows (one list of values per run).
 
     After id and name: the hyperparameters ``keys``, status, steps, each score
-    followed by its real-vs-real floor, and wall time.
+    followed by its real-vs-real floor, and wall time. With several metric
+    card ``groups``, a ``card`` column names each run's group and ``best``
+    is a list: the best of each group, never one best across groups.
     """
     scores = table_metrics(metrics)
     shown: list[str] = []
@@ -33,9 +37,17 @@ def columns_and_rows(runs: Sequence[ReportRun], keys: Sequence[str], metrics: Se
         shown.append(m)
         if f"{m}_floor" in metrics:
             shown.append(f"{m}_floor")
-    best = best_values([r.row for r in runs], scores)
+    rows_of = [r.row for r in runs]
+    best: dict[str, Any] = best_values(rows_of, scores)
+    label: dict[int, str] = {}
+    if len(groups) > 1:
+        per_group = [best_values(g.rows, scores) for g in groups]
+        best = {m: [b[m] for b in per_group if m in b] for m in scores}
+        label = {row.id: g.label for g in groups for row in g.rows}
     cols: list[dict[str, Any]] = [{"key": "id", "label": "id", "kind": "num"},
                                   {"key": "name", "label": "name", "kind": "text"}]
+    if label:
+        cols.append({"key": "card_group", "label": "card", "kind": "text"})
     for k in keys:
         values = [r.row.hparams.get(k) for r in runs]
         numeric = all(isinstance(v, (int, float, type(None))) and not isinstance(v, bool) for v in values)
@@ -44,13 +56,14 @@ def columns_and_rows(runs: Sequence[ReportRun], keys: Sequence[str], metrics: Se
     for m in shown:
         col = {"key": m, "label": m, "kind": "num"}
         if not is_reference(m):
-            col.update(best=best.get(m), lower=lower_is_better(m))
+            col.update(best=best.get(m), lower=lower_is_better(m, rows_of))
         cols.append(col)
     cols.append({"key": "wall_s", "label": "wall", "kind": "dur"})
     rows = []
     for r in runs:
         row = r.row
-        rows.append([row.id, row.name, *(_cell(row.hparams.get(k)) for k in keys), row.status,
+        rows.append([row.id, row.name, *([label.get(row.id, "")] if label else []),
+                     *(_cell(row.hparams.get(k)) for k in keys), row.status,
                      f"{row.step}/{row.total}", *(_cell(row.metrics.get(m)) for m in shown), row.wall_s])
     return cols, rows
 
@@ -71,14 +84,15 @@ def default_keys(runs: Sequence[ReportRun], varying: Sequence[str]) -> tuple[lis
 
 def render(runs: Sequence[ReportRun], *, keys: Sequence[str], metrics: Sequence[str],
            curves: Sequence[tuple[str, go.Figure, go.Figure]], parallel: go.Figure | None,
-           gallery: tuple[int | None, list[dict]], notes: Sequence[str], title: str) -> str:
+           gallery: tuple[int | None, list[dict]], notes: Sequence[str], title: str,
+           groups: Sequence[CardGroup] = ()) -> str:
     """The whole page as a string.
 
     ``curves``: per tag, its figures against step and against wall time;
     ``gallery``: :func:`ganlab.report.images.gallery`'s result; ``notes``:
     lines shown above the table.
     """
-    cols, rows = columns_and_rows(runs, keys, metrics)
+    cols, rows = columns_and_rows(runs, keys, metrics, groups)
     figures: list[dict[str, Any]] = []
     plot_divs: list[str] = []
     for i, (tag, by_step, by_time) in enumerate(curves):

@@ -65,7 +65,9 @@
         const td = el("td", c.kind === "text" ? "" : "num", fmt(r[i], c.kind));
         if (c.key === "name") { td.classList.add("name"); td.title = r[i]; }
         if (c.key === "status") td.classList.add("status-" + r[i]);
-        if (c.best !== undefined && c.best !== null && r[i] === c.best) td.classList.add("best");
+        // One best per metric card group when the runs' cards differ (then c.best is a list).
+        const best = Array.isArray(c.best) ? c.best.includes(r[i]) : c.best !== undefined && c.best !== null && r[i] === c.best;
+        if (best) td.classList.add("best");
         tr.appendChild(td);
       });
       body.appendChild(tr);

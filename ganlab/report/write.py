@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ganlab.atomicfile import atomic_write
+from ganlab.compare.cards import card_groups
 from ganlab.compare.table import metric_names, resolve_columns, sort_rows
 from ganlab.errors import ConfigError
 from ganlab.report.collect import ReportRun
@@ -36,7 +37,10 @@ def build(runs: Sequence[ReportRun], *, columns: Sequence[str] | None = None, ob
     them (None: those that differ, less the ones a plugin's defaults explain).
     """
     rows = [r.row for r in runs]
-    order = {r.id: i for i, r in enumerate(sort_rows(rows, sort_by))}
+    sort_rows(rows, sort_by)  # an unknown --sort metric is refused first
+    # Runs whose scores were computed differently are ranked within their metric card group only.
+    groups = card_groups(rows, sort_by or objective(runs, objective_name))
+    order = {r.id: i for i, r in enumerate(r for g in groups for r in sort_rows(g.rows, sort_by))}
     runs = sorted(runs, key=lambda r: order[r.row.id])
     if columns:
         keys, notes = resolve_columns(rows, columns), []
@@ -56,11 +60,20 @@ def build(runs: Sequence[ReportRun], *, columns: Sequence[str] | None = None, ob
         if r.note:
             missing[r.note] = missing.get(r.note, 0) + 1
     notes += [f"{n} run(s) without curves or samples: {why}." for why, n in sorted(missing.items())]
+    ranked = runs
+    if len(groups) > 1:
+        notes.append(f"These runs' metric cards differ ({len(groups)} groups, column 'card'): scores are ranked "
+                     "only within a group. " + " ".join(f"Group {g.label} ({len(g.rows)} run(s)) differs from A in "
+                                                        f"{'; '.join(g.differs)}." for g in groups[1:]))
+        first = {r.id for r in groups[0].rows}
+        ranked = [r for r in runs if r.row.id in first]
     tags = curve_tags(runs)
     curves = [(tag, curve_figure(runs, tag, "step"), curve_figure(runs, tag, "seconds")) for tag in tags]
-    parallel = parallel_figure(runs, keys, goal) if goal else None
+    parallel = parallel_figure(ranked, keys, goal) if goal else None
+    if parallel is not None and ranked is not runs:
+        notes.append(f"The hyperparameter figure shows group A only ({len(ranked)} of {len(runs)} runs).")
     return render(runs, keys=keys, metrics=metrics, curves=curves, parallel=parallel,
-                  gallery=gallery(runs, keys), notes=notes, title=title)
+                  gallery=gallery(runs, keys), notes=notes, title=title, groups=groups)
 
 
 def write(page: str, path: Path) -> int:

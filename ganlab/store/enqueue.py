@@ -22,7 +22,7 @@ from ganlab.store.models import Experiment, ExperimentTag, utcnow
 from ganlab.store.records import EnqueueResult, NewExperiment, Skipped, check_tag
 
 # Advisory-lock key ("ganlenq") serialising duplicate-checked enqueues on PostgreSQL; see add_experiments.
-_PG_ENQUEUE_LOCK = 0x67616E6C656E71
+PG_ENQUEUE_LOCK = 0x67616E6C656E71
 
 
 def checked_and_hashed(items: Sequence[NewExperiment]) -> list[tuple[NewExperiment, str]]:
@@ -69,7 +69,7 @@ def add_experiments(
             # are short and rare, SQLite already runs them one at a time, and claims,
             # heartbeats and --allow-duplicates never wait for this lock. Taken before the
             # check: each statement's snapshot then sees the rows the previous holder committed.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ENQUEUE_LOCK})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_ENQUEUE_LOCK})
         existing = find_duplicates(conn, [h for _, h in hashed])
         seen: set[str] = set()
         keep = []

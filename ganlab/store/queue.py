@@ -39,20 +39,26 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Select, Update, bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
-from ganlab.errors import IllegalTransition, LeaseLost
+from ganlab.errors import ConfigError, IllegalTransition, LeaseLost
 from ganlab.store.lifecycle import FINAL_STATUSES, TRANSITIONS, check_transition
 from ganlab.store.models import Experiment, ExperimentTag, UTCDateTime, utcnow
 from ganlab.store.reconnect import reconnects
 from ganlab.store.records import ExperimentRecord
 from ganlab.store.storage import Store
+from ganlab.store.studies import UNSAMPLED, cohort, fenced_row, lock_study, sample_claimed, store_value
 from ganlab.store.urls import db_hint
 
+if TYPE_CHECKING:
+    from ganlab.search.pruning import Decision
+
 DEFAULT_LEASE_S = 60.0
+#: How a pruner's decision starts (ganlab.search.pruning); on a running row it is a decision not yet carried out.
+PRUNED_PREFIX = "pruned by "
 DEFAULT_MAX_ATTEMPTS = 3
 
 
@@ -106,6 +112,9 @@ def _claim_statements(by_tag: bool) -> tuple[Select[Any], Update]:
             worker_id=bindparam("worker_id"), worker_host=bindparam("worker_host"), worker_pid=bindparam("worker_pid"),
             lease_expires_at=bindparam("expires", type_=UTCDateTime()), started_at=bindparam("now", type_=UTCDateTime()),
             heartbeat_at=bindparam("now", type_=UTCDateTime()), finished_at=None, cancel_requested=False,
+            # A reason left from an earlier ending (a pruned run extended) is not this run's; a pruner's
+            # pending decision never reaches here: reclaim_expired ends such a run as pruned instead.
+            stop_reason=None,
         )
         .returning(*Experiment.__table__.c)
     )
@@ -145,12 +154,64 @@ class Queue(Store):
         Increments the fencing token and the attempt count.
         """
         check_transition("queued", "running")
-        taken = self._take(worker_id, host, pid, lease_s, tags)
-        if taken is None:
-            return None
-        row, expires = taken
-        record = self._claimed_record(row)
-        return Claim(record, record.fence, expires)
+        while True:
+            taken = self._take(worker_id, host, pid, lease_s, tags)
+            if taken is None:
+                return None
+            row, expires = taken
+            if row.get("study_id") is not None and str(row["config_hash"]).startswith(UNSAMPLED):
+                try:
+                    self._sample(row["id"], row["fence"])
+                except ConfigError as exc:
+                    # A study row out of shape (the queue is untrusted input): this trial fails, the claim goes on.
+                    self.finish(row["id"], row["fence"], "failed", error=f"could not sample this trial: {exc}")
+                    continue
+                row = {"id": row["id"]}  # read again below: the config now holds the drawn values
+            record = self._claimed_record(row)
+            return Claim(record, record.fence, expires)
+
+    @reconnects(idempotent=True)
+    def _sample(self, exp_id: int, token: int) -> None:
+        """Draw a claimed trial's values and write them into its config, under its fence (see store/studies.py)."""
+        import ganlab.search.sampler  # noqa: F401 - Optuna's import, outside the write lock
+
+        with self._tx(write=True) as conn:
+            sample_claimed(conn, exp_id, token)
+
+    @reconnects()
+    def report_objective(self, exp_id: int, token: int, step: int, metrics: Mapping[str, Any]) -> Decision:
+        """Store a trial's objective at ``step`` (from an evaluation's ``metrics``) and ask its study's pruner.
+
+        A prune is written as the row's ``stop_reason`` while the run still goes on, so it
+        outlives this worker: if the worker dies before the run ends, whoever reclaims the
+        lease ends it as ``pruned`` (:meth:`reclaim_expired`) instead of running it again.
+        """
+        from ganlab.search.pruning import Decision, decide
+
+        with self._tx(write=True) as conn:
+            row = fenced_row(conn, exp_id, token)
+            if row.study_id is None:
+                return Decision(False)
+            study = lock_study(conn, row.study_id)
+            value = metrics.get(study.objective)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                return Decision(False)
+            store_value(conn, exp_id, int(step), float(value))
+            if row.stop_reason:
+                return Decision(True, row.stop_reason)  # decided at an earlier evaluation
+            train = row.config.get("train", {}) if isinstance(row.config, dict) else {}
+            if study.pruner == "none" or int(step) >= int(train.get("steps", 0)):
+                return Decision(False)  # nothing to prune, or the run is at its end anyway
+            trials = cohort(conn, study)
+            current = next((t for i, t in trials if i == exp_id), None)
+            if current is None:
+                return Decision(False)
+            every = max(1, int(train.get("eval_every", 1)))
+            decision = decide(study.pruner, study.direction, study.objective, every, current, int(step),
+                              [t for _, t in trials])
+            if decision.prune:
+                self._fenced_update(conn, exp_id, token, {"stop_reason": decision.reason})
+            return decision
 
     @reconnects()
     def _take(
@@ -185,7 +246,7 @@ class Queue(Store):
         # Tags never change after enqueue, so they are read after the write lock is released.
         # Its own retry: running the whole claim again would take a second experiment.
         with self._tx(write=False) as conn:
-            return self._record(conn, row["id"], row)
+            return self._record(conn, row["id"], row if len(row) > 1 else None)
 
     @reconnects(idempotent=True)
     def renew(
@@ -220,10 +281,12 @@ class Queue(Store):
         error: str | None = None,
         step: int | None = None,
         losses: Mapping[str, float] | None = None,
+        stop_reason: str | None = None,
     ) -> None:
-        """End the run as succeeded, failed, diverged or cancelled; only the current token may.
+        """End the run with a final status (succeeded, failed, pruned, ...); only the current token may.
 
         ``losses`` are the last ones the run reported: a run shorter than a heartbeat has no others.
+        ``stop_reason`` says why a run was ``stopped`` or ``pruned`` before its last step.
         """
         if status not in FINAL_STATUSES:
             raise IllegalTransition(
@@ -232,6 +295,7 @@ class Queue(Store):
         values: dict[str, Any] = {
             "status": status, "finished_at": utcnow(), "lease_expires_at": None,
             "metrics": json_safe(dict(metrics)) if metrics is not None else None, "error": error,
+            "stop_reason": stop_reason,
         }
         if step is not None:
             values["step"] = int(step)
@@ -308,7 +372,8 @@ class Queue(Store):
         with self._tx(write=True) as conn:
             rows = conn.execute(
                 select(Experiment.id, Experiment.attempts, Experiment.cancel_requested, Experiment.worker_id,
-                       Experiment.worker_host, Experiment.worker_pid, Experiment.lease_expires_at)
+                       Experiment.worker_host, Experiment.worker_pid, Experiment.lease_expires_at,
+                       Experiment.stop_reason)
                 .where(Experiment.status == "running", Experiment.lease_expires_at < now)
                 .order_by(Experiment.id)
                 .with_for_update(skip_locked=True)
@@ -319,6 +384,10 @@ class Queue(Store):
                 if r.cancel_requested:
                     status, reason = "cancelled", f"cancelled; {who} stopped heartbeating ({lapse})"
                     values: dict[str, Any] = {"finished_at": now, "error": reason}
+                elif (r.stop_reason or "").startswith(PRUNED_PREFIX):
+                    # The pruner had decided before the worker died: the decision stands, nothing reruns.
+                    status, reason = "pruned", f"{r.stop_reason}; {who} stopped heartbeating before it ended"
+                    values = {"finished_at": now}
                 elif r.attempts >= max_attempts:
                     status = "failed"
                     reason = (f"{who} stopped heartbeating ({lapse}) on attempt {r.attempts} of {max_attempts}; "

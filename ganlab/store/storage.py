@@ -24,10 +24,12 @@ from ganlab.plugin_files import PluginFile
 from ganlab.store.chunks import chunks
 from ganlab.store.database import WRITE_OPTION, open_engine, translate_error
 from ganlab.store.enqueue import add_experiments, checked_and_hashed, find_duplicates
+from ganlab.store.extend import Extended, extend_experiments
 from ganlab.store.lifecycle import RETRYABLE, STATUSES, check_transition
-from ganlab.store.models import Experiment, ExperimentTag, Worker, utcnow
+from ganlab.store.models import Experiment, ExperimentTag, Study, Worker, utcnow
 from ganlab.store.reconnect import reconnects
 from ganlab.store.records import EnqueueResult, ExperimentRecord, ExperimentSummary, NewExperiment, WorkerRecord
+from ganlab.store.studies import NewStudy, StudyRecord, cohort, insert_study, number_trials, read_study, study_exists
 from ganlab.store.urls import db_hint, display_url, resolve_url, sqlite_path
 from ganlab.store.write_gate import WriteGate
 
@@ -168,6 +170,57 @@ class Store:
             with self._tx(write=True) as conn:
                 return add_experiments(conn, hashed, allow_duplicates=allow_duplicates)
 
+    def enqueue_study(
+        self, study: NewStudy, items: Sequence[NewExperiment], *, allow_duplicates: bool = False
+    ) -> tuple[int, EnqueueResult]:
+        """Create ``study`` and queue ``items`` as its trials 0.., in one transaction.
+
+        A sampled study's items are its unsampled trials (identical placeholders, never duplicates);
+        a grid study's items are checked for duplicates like any sweep.
+        """
+        sampled = study.sampler != "grid"
+        with cyclic_gc_paused():
+            hashed = checked_and_hashed(items)
+            with self._tx(write=True) as conn:
+                study_id = insert_study(conn, study)
+                result = add_experiments(conn, hashed, allow_duplicates=allow_duplicates or sampled)
+                number_trials(conn, study_id, [i for i, _ in result.queued], unsampled=sampled)
+                return study_id, result
+
+    @reconnects()
+    def free_study_name(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``... whichever no study has yet (for a name nobody chose)."""
+        with self._tx(write=False) as conn:
+            name, n = base, 1
+            while study_exists(conn, name):
+                n += 1
+                name = f"{base}-{n}"
+            return name
+
+    @reconnects()
+    def studies(self) -> list[tuple[StudyRecord, dict[str, int]]]:
+        """Every study, oldest first, with its trials counted by status."""
+        with self._tx(write=False) as conn:
+            found = [StudyRecord(**r) for r in conn.execute(select(Study.__table__).order_by(Study.id)).mappings()]
+            counts: dict[int, dict[str, int]] = {}
+            rows = conn.execute(select(Experiment.study_id, Experiment.status, func.count())
+                                .where(Experiment.study_id.is_not(None))
+                                .group_by(Experiment.study_id, Experiment.status))
+            for study_id, status, n in rows:
+                counts.setdefault(study_id, {})[status] = n
+        return [(s, counts.get(s.id, {})) for s in found]
+
+    @reconnects()
+    def study(self, name: str) -> tuple[StudyRecord, list[tuple[ExperimentRecord, Any]]]:
+        """The study named ``name`` and its trials (record, TrialRow), by trial number; NotFound if none."""
+        with self._tx(write=False) as conn:
+            found = read_study(conn, name=name)
+            if found is None:
+                raise NotFound(f"no study {name!r} in {self.where} (see: ganlab study list{db_hint(self.url)})")
+            trials = cohort(conn, found)
+        records = {r.id: r for r in self.get_many([i for i, _ in trials])} if trials else {}
+        return found, [(records[i], t) for i, t in trials]
+
     # ------------------------------------------------------------- reading
 
     def get(self, exp_id: int) -> ExperimentRecord:
@@ -307,6 +360,16 @@ class Store:
                 ):
                     run_dirs[exp_id] = run_dir
             return [(i, run_dirs[i]) for i in unique]
+
+    def extend(self, ids: Sequence[int], steps: int) -> list[Extended]:
+        """Raise succeeded, pruned or stopped experiments' step budget to ``steps`` and queue them again.
+
+        All or nothing (see :func:`ganlab.store.extend.extend_experiments`): the
+        worker resumes each in its own run dir from its latest checkpoint.
+        """
+        unique = list(dict.fromkeys(ids))
+        with self._tx(write=True) as conn:
+            return extend_experiments(conn, unique, int(steps), self._lock(conn, unique))
 
     def remove(self, ids: Sequence[int]) -> list[int]:
         """Delete experiments that are not running (all or nothing); returns the ids removed."""

@@ -34,6 +34,7 @@ def run_experiment(
     resume: bool = False,
     wait_s: float = 0.0,
     watch: Any = None,
+    extend: bool = False,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir``, print how it ended and hand the result to ``reporter``.
 
@@ -43,8 +44,9 @@ def run_experiment(
         registry: where the plugins come from; the default plugin set if omitted.
         resume: continue from the run dir's latest checkpoint (see :func:`ganlab.training.train`).
         wait_s: how long to wait for another process training ``run_dir`` to exit.
+        extend: accept a run dir whose run had fewer steps (see :func:`ganlab.training.train`).
         watch: a worker's child's lifeline (:class:`ganlab.worker.lifeline.WorkerWatch`): its
-            worker's death stops the run, and a run that then succeeds says "stopped" instead.
+            worker's death stops the run, and a run that then ends says "released" instead.
 
     Raises what :func:`ganlab.training.train` raises before training starts; a
     failure to write the run dir's files becomes a one-line ConfigError.
@@ -57,14 +59,15 @@ def run_experiment(
     chain = MultiReporter(*(r for r in (reporter, watch) if r is not None), stop=stop)
     try:
         with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(Path(run_dir)):
-            result = train(config, run_dir, resume=resume, reporter=chain, registry=registry, wait_s=wait_s)
+            result = train(config, run_dir, resume=resume, reporter=chain, registry=registry, wait_s=wait_s,
+                           extend=extend)
     finally:
         chain.on_end()
     orphaned = watch is not None and watch.gone()
-    if orphaned and result.status == "succeeded":
+    if orphaned and result.status in ("succeeded", "stopped"):
         # Nobody is left to record it: the worker that resumes the run records it (at once, all steps
-        # being done), so the log says "succeeded" once, for the attempt whose result counts.
-        result.status = "stopped"
+        # being done or its stop having fired), so the log says how it ended once, for the attempt that counts.
+        result.status = "released"
     # The line first: once a worker has the result it may record it and be killed with this process
     # at any moment, and a row marked succeeded must never have a log that does not say so.
     print_result(result, stop.signal_name, orphaned)
@@ -95,7 +98,11 @@ def print_result(result: TrainResult, signal_name: str | None = None, orphaned: 
         print(f"already complete at step {result.step}, nothing left to train  {metrics}  ({where})")
     elif result.status == "succeeded":
         print(f"succeeded at step {result.step}  {metrics}  ({where})")
+    elif result.status == "stopped" and result.start_step >= result.step > 0:
+        print(f"already stopped at step {result.step}: {result.stop_reason}  {metrics}  ({where})")
     elif result.status == "stopped":
+        print(f"stopped at step {result.step}: {result.stop_reason}  {metrics}  ({where})")
+    elif result.status == "released":
         why = " (its worker is gone)" if orphaned else f" on {signal_name}" if signal_name else ""
         print(f"stopped{why} at step {result.step}, checkpoint written; continue with: "
               f"ganlab train --resume --run-dir {shlex.quote(str(where))}")

@@ -18,14 +18,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Status = Literal["succeeded", "diverged", "stopped", "failed"]
+Status = Literal["succeeded", "diverged", "stopped", "released", "failed"]
 
 #: Exit status of ``ganlab train`` and of a worker's child for each ending: the one table. The worker
 #: reads the ending from the child's result event and falls back on this only for a child that died
 #: without one. ``refused``: a local plugin file the worker pinned changed, nothing ran
 #: (:class:`ganlab.errors.PluginRefused`); ``busy``: another process trains the run dir
 #: (:class:`ganlab.errors.RunDirBusy`).
-EXIT_CODES: dict[str, int] = {"succeeded": 0, "failed": 1, "diverged": 3, "stopped": 4, "refused": 5, "busy": 6}
+#: ``stopped``, a GAN-aware stop, is an ending the run's own settings asked for: 0, like ``succeeded``.
+#: ``released``: stopped on request (a signal, the worker), checkpointed, to be resumed.
+EXIT_CODES: dict[str, int] = {"succeeded": 0, "stopped": 0, "failed": 1, "diverged": 3, "released": 4, "refused": 5,
+                              "busy": 6}
 
 
 def exit_code(error: BaseException) -> int:
@@ -50,7 +53,7 @@ class Reporter(Protocol):
         """The latest checkpoint now holds ``step``."""
 
     def should_stop(self) -> bool:
-        """Polled once per step: True makes the trainer checkpoint and return ``stopped``."""
+        """Polled once per step: True makes the trainer checkpoint and return ``released``."""
 
 
 class BaseReporter:
@@ -77,8 +80,9 @@ class TrainResult:
     """How a run ended.
 
     Attributes:
-        status: ``succeeded``, ``diverged`` (NaN/Inf loss), ``stopped`` (on request,
-            checkpointed, resumable) or ``failed`` (an exception; see ``error``).
+        status: ``succeeded``, ``stopped`` (a GAN-aware stop fired: see ``stop_reason``;
+            checkpointed, final), ``diverged`` (NaN/Inf loss), ``released`` (stopped on
+            request: checkpointed, to be resumed) or ``failed`` (an exception; see ``error``).
         step: the last completed step; for ``diverged``, the step whose loss was not finite.
         metrics: the last evaluation's metrics (empty if none ran).
         best_metrics: the best value of each metric so far, plus ``step`` of the best ``fd``.
@@ -87,6 +91,8 @@ class TrainResult:
         warnings: problems that did not stop the run (e.g. an evaluation that failed).
         run_dir: where the run's files are.
         start_step: the step this process started (or resumed) from.
+        stop_reason: why a GAN-aware stop ended a ``stopped`` run (see :mod:`ganlab.training.stops`).
+        cards: ``metric name -> metric card`` of the scores in ``metrics`` (see docs/metrics.md).
     """
 
     status: Status
@@ -98,6 +104,8 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     run_dir: str | None = None
     start_step: int = 0
+    stop_reason: str | None = None
+    cards: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,8 @@ images_per_s), ``eval`` (step, metrics), ``checkpoint`` (step) and, last,
 exactly one ``result``: how the run ended, the worker's one source for the
 experiment's outcome. Its ``status`` is a key of
 :data:`ganlab.training.report.EXIT_CODES`; with it come ``step``,
-``metrics`` (final and ``best_*``) and ``error``. A run that ended before
+``metrics`` (final and ``best_*``), ``error`` and, for ``stopped``,
+``stop_reason`` (the GAN-aware stop's). A run that ended before
 training adds ``stage: "start"`` and says what stopped it in ``kind``:
 ``error`` (a ganlab error: ``error`` is its one-line message), ``exception``
 (a bug: ``error`` is ``Type: first line``) or ``out_of_memory``.
@@ -73,8 +74,11 @@ class PipeReporter:
     def on_result(self, result: TrainResult) -> None:
         """The run's ending; the worker stores the metrics, so 'ganlab compare' shows final and best values."""
         best = {f"best_{k}": v for k, v in result.best_metrics.items()}
-        self._send("result", status=result.status, step=result.step, metrics={**result.metrics, **best},
-                   error=result.error)
+        # Only a stopped run has a stop reason: the event of every other ending stays as it was.
+        stop = {"stop_reason": result.stop_reason} if result.stop_reason else {}
+        cards = {"cards": result.cards} if result.cards else {}  # stored with the scores they describe
+        self._send("result", status=result.status, step=result.step, metrics={**result.metrics, **best, **cards},
+                   error=result.error, **stop)
 
     def on_start_failure(self, exc: BaseException) -> None:
         """The run ended before training, on ``exc``: say which ending it is and what went wrong."""

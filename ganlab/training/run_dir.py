@@ -179,11 +179,12 @@ class RunDir:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{self.config_file} is not a ganlab config ({type(exc).__name__}: {exc})") from None
 
-    def claim(self, config: ExperimentConfig, resume: bool) -> ResumePoint | None:
+    def claim(self, config: ExperimentConfig, resume: bool, *, extend: bool = False) -> ResumePoint | None:
         """Check this directory may take ``config``'s run; the checkpoint to continue from, if ``resume``.
 
         Raises a one-line ConfigError for a directory that already holds a run
-        (without ``resume``) or holds a different experiment.
+        (without ``resume``) or holds a different experiment. ``extend``: a run
+        that is ``config`` with a smaller step budget counts as the same one.
         """
         if self.has_run():
             saved = self.load_config()
@@ -191,7 +192,8 @@ class RunDir:
                 raise ConfigError(
                     f"run dir {self.path} already holds a run; pass --resume to continue it, or choose another --run-dir"
                 )
-            if saved.to_json() != config.to_json():
+            # A larger step budget is the same run continued (ganlab queue extend); config.json then says it.
+            if saved.to_json() != config.to_json() and not (extend and config.extends(saved)):
                 raise ConfigError(
                     f"run dir {self.path} holds a different experiment (config {saved.hash}, this one {config.hash}); "
                     "resume it with only --run-dir, or choose another --run-dir"

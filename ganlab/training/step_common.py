@@ -34,6 +34,7 @@ STEP_OUTPUTS = (
     "loss/penalty",
     "disc/real",
     "disc/fake",
+    "disc/accuracy",
     "grad_norm/generator",
     "grad_norm/discriminator",
     P_OUTPUT,
@@ -116,12 +117,26 @@ def mean_logit(logits: Any) -> Any:
     return keras.ops.mean(keras.ops.cast(logits, "float32"))
 
 
+def accuracy(real_logits: Any, fake_logits: Any) -> Any:
+    """Share of the batch the discriminator gets right (real above 0, fake below), real and fake weighted alike.
+
+    1.0 means it wins outright: the generator's gradient then carries little
+    (train.stop_d_wins_steps watches for it). Zero is the decision boundary of
+    every built-in loss's logit or critic value.
+    """
+    import keras
+
+    real = keras.ops.mean(keras.ops.cast(keras.ops.cast(real_logits, "float32") > 0.0, "float32"))
+    fake = keras.ops.mean(keras.ops.cast(keras.ops.cast(fake_logits, "float32") < 0.0, "float32"))
+    return (real + fake) / 2.0
+
+
 def discriminator_outputs(
     settings: StepSettings, d_loss: Any, penalty: Any, real_logits: Any, fake_logits: Any, norm: Any, p: Any = None
 ) -> dict[str, Any]:
     """The discriminator's logged scalars, the same on every backend, named by :func:`discriminator_output_names`."""
     out = {"loss/discriminator": d_loss, "disc/real": mean_logit(real_logits), "disc/fake": mean_logit(fake_logits),
-           "grad_norm/discriminator": norm}
+           "disc/accuracy": accuracy(real_logits, fake_logits), "grad_norm/discriminator": norm}
     if settings.loss.regularizer is not None:
         out["loss/penalty"] = penalty
     if settings.adaptive:
@@ -131,7 +146,7 @@ def discriminator_outputs(
 
 def discriminator_output_names(settings: StepSettings) -> list[str]:
     """The names :func:`discriminator_outputs` returns, known before any step runs."""
-    names = ["loss/discriminator", "disc/real", "disc/fake", "grad_norm/discriminator"]
+    names = ["loss/discriminator", "disc/real", "disc/fake", "disc/accuracy", "grad_norm/discriminator"]
     if settings.loss.regularizer is not None:
         names.append("loss/penalty")
     if settings.adaptive:

@@ -22,6 +22,8 @@ import numpy as np
 
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError, summary_line
+from ganlab.metrics.card import cards_markdown
+from ganlab.metrics.selection import metric_specs
 from ganlab.registry import Registry, load_plugins
 from ganlab.specs import ImageData
 from ganlab.training.augment import augment_for
@@ -36,6 +38,7 @@ from ganlab.training.run_dir import RunDir
 from ganlab.training.run_lock import hold_run_dir
 from ganlab.training.sampling import EVAL_STREAM, GRID_SIZE, GRID_STREAM, generate_all, noise
 from ganlab.training.step_common import StepSettings, make_step
+from ganlab.training.stops import EarlyStops
 
 
 def train(
@@ -46,6 +49,7 @@ def train(
     reporter: Reporter | None = None,
     registry: Registry | None = None,
     wait_s: float = 0.0,
+    extend: bool = False,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` and say how it ended.
 
@@ -61,6 +65,8 @@ def train(
         reporter: progress callbacks and the stop request (see :class:`Reporter`).
         registry: where the plugins come from; the default plugin set if omitted.
         wait_s: how long to wait for another process training ``run_dir`` to exit.
+        extend: with ``resume``, also accept a run dir whose run is ``config`` with fewer
+            ``train.steps`` (one given more steps by ``ganlab queue extend``) and continue it.
 
     Raises:
         RunDirBusy: another process still trains ``run_dir`` after ``wait_s``.
@@ -69,7 +75,7 @@ def train(
     """
     activate_backend(config.train["backend"])
     trainer = Trainer(config, RunDir(run_dir), registry or load_plugins(), reporter or BaseReporter())
-    return trainer.run(resume=resume, wait_s=wait_s)
+    return trainer.run(resume=resume, wait_s=wait_s, extend=extend)
 
 
 class _Diverged(Exception):
@@ -106,14 +112,14 @@ class Trainer:
             raise ConfigError(f"dataset {self.config.dataset!r} has {len(data.images)} image(s); training needs at least 2")
         return data
 
-    def run(self, resume: bool = False, wait_s: float = 0.0) -> TrainResult:
+    def run(self, resume: bool = False, wait_s: float = 0.0, extend: bool = False) -> TrainResult:
         # Held until the last write: a previous trainer (say, one whose worker died) may still be
         # writing its final checkpoint, which is the one to read.
         with hold_run_dir(self.run_dir.output(self.run_dir.lock_file), wait_s, say=_note):
-            return self._run(resume)
+            return self._run(resume, extend)
 
-    def _run(self, resume: bool) -> TrainResult:
-        point = self.run_dir.claim(self.config, resume)
+    def _run(self, resume: bool, extend: bool) -> TrainResult:
+        point = self.run_dir.claim(self.config, resume, extend=extend)
         if point is not None and point.warning:
             # Said at once, not only in the result: the user may prefer to stop and look.
             print(f"warning: {point.warning}", file=sys.stderr, flush=True)
@@ -174,8 +180,12 @@ class _Loop:
         self.saver = BackgroundSaver()
         self._saving: tuple[int, bool] | None = None  # (step, is it 'latest') of the write in flight
         self.stream = BatchStream(data, int(params["batch_size"]), int(params["seed"]), int(state.get("batches_taken", 0)))
-        self.tracker = MetricsTracker(data, int(params["eval_samples"]), int(params["seed"]), state.get("metrics"))
+        self.tracker = MetricsTracker(data, int(params["eval_samples"]), int(params["seed"]), state.get("metrics"),
+                                      metric_specs(trainer.registry, trainer.config))
         self.eval_z, self.eval_labels = self._eval_noise(data)
+        self.stops = EarlyStops(params, state.get("stops"))
+        self.stop_reason: str | None = None  # set by a GAN-aware stop; the loop ends the run at its next turn
+        self._cards_logged: dict[str, Any] = {}
         self.last: dict[str, float] = dict(state.get("last_losses", {}))
         # Lets 'ganlab sample' rebuild the generator without the dataset.
         self.data_info = {
@@ -206,6 +216,9 @@ class _Loop:
         try:
             self._open_session()
             self.reporter.on_start(self.start, total)
+            if self.stops.fired:
+                # Its stop fired before a crash kept it from being recorded: it ends the same way again.
+                return self._end_stopped(self.stops.fired, said=True)
             if self.step >= total:
                 return self._finish("succeeded")
             return self._train_until(total)
@@ -252,7 +265,7 @@ class _Loop:
                     self._save(("latest",))
                     self._settle_saves()
                 self.writer.hparams_end("unknown")
-                return self._result("stopped", self.step)
+                return self._result("released", self.step)
             started = time.perf_counter()
             images, labels = self.stream.next(n_critic)
             logs = (self.step + 1) % every["log_every"] == 0 or self.step + 1 == total
@@ -285,14 +298,34 @@ class _Loop:
                 self._save(which)
             elif self._saving is not None and not self.saver.busy():
                 self._settle_saves()
+            if self.stop_reason is not None:
+                if pending is not None:
+                    self._fetch(*pending)
+                return self._end_stopped(self.stop_reason)
         return self._finish("succeeded")
+
+    def _end_stopped(self, reason: str, said: bool = False) -> TrainResult:
+        """End on a GAN-aware stop: checkpointed (its state says the stop fired), said in the Text dashboard.
+
+        ``said``: the process that stopped it already wrote the checkpoint and the text.
+        """
+        self._settle_saves()
+        if self.checkpoint_step != self.step:
+            self._save(("latest",))
+            self._settle_saves()
+        if not said:
+            self.writer.text("stop_reason", f"stopped at step {self.step}: {reason}", self.step)
+        # Not a failure: the run ended as its settings asked; the Text dashboard says why.
+        self.writer.hparams_end("success")
+        return self._result("stopped", self.step, stop_reason=reason)
 
     def _finish(self, status: str) -> TrainResult:
         self._settle_saves()
         self.writer.hparams_end("success")
         return self._result(status, self.step)
 
-    def _result(self, status: str, step: int, error: str | None = None, tb: str | None = None) -> TrainResult:
+    def _result(self, status: str, step: int, error: str | None = None, tb: str | None = None,
+                stop_reason: str | None = None) -> TrainResult:
         best = {k: v for k, v in self.tracker.best.items()}
         return TrainResult(
             status=status,  # type: ignore[arg-type]
@@ -304,6 +337,8 @@ class _Loop:
             warnings=list(self.warnings),
             run_dir=str(self.run_dir.path),
             start_step=self.start,
+            stop_reason=stop_reason,
+            cards=dict(self.tracker.cards),
         )
 
     # ----------------------------------------------------------- per-event
@@ -316,6 +351,9 @@ class _Loop:
             self.writer.scalars(values, step)
             raise _Diverged(step, f"{bad[0]} became {values[bad[0]]}")
         self.last = {**self.last, **values}
+        reason = self.stops.after_step(step, values)
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
 
     def _log(self, steps_per_s: float, images_per_s: float) -> None:
         scalars = dict(self.last)
@@ -348,10 +386,21 @@ class _Loop:
             self.writer.text("warnings", message, self.step)
             self.run_dir.append_metrics({"step": self.step, "error": message})
             return False
-        self.writer.scalars(self.tracker.scalars(), self.step)
+        extra: dict[str, float] = {}
+        if self.stops.wants_diversity:
+            extra["diversity"] = self.tracker.diversity(fake)
+        reason = self.stops.after_eval(self.step, record, extra.get("diversity"))
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
+        self.writer.scalars({**self.tracker.scalars(), **{f"metrics/{k}": v for k, v in extra.items()}}, self.step)
+        if self.tracker.cards != self._cards_logged:
+            # Once per run (and again if they change): how every score was computed, beside the curves.
+            self.writer.text("metric_cards", cards_markdown(self.tracker.cards), self.step)
+            self._cards_logged = dict(self.tracker.cards)
         self.writer.flush()
         self.run_dir.append_metrics(
-            {"step": self.step, **record, "ema": self.gan.ema_generator is not None, "protocol": self.tracker.protocol}
+            {"step": self.step, **record, **extra, "ema": self.gan.ema_generator is not None,
+             "protocol": self.tracker.protocol, "cards": self.tracker.cards}
         )
         self.reporter.on_eval(self.step, {**record, **{f"best_{k}": v for k, v in self.tracker.best.items()}})
         return improved
@@ -372,6 +421,7 @@ class _Loop:
             "data": self.data_info,
             "metrics": self.tracker.state(),
             "last_losses": self.last,
+            "stops": self.stops.state(),
             "saved_at": time.time(),
         }
         self._settle_saves()

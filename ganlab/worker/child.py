@@ -56,6 +56,10 @@ class Child:
     training: bool = False  # past its start-up (it sent the start event)
     finishing: bool = False  # its last step is done: final evaluation, checkpoint and exit remain
     start_shown: bool = False
+    # A study's trial: evaluations (step, metrics) not yet handed to the queue, and the pruner's
+    # reason once it said stop (the run then ends as pruned, not back in the queue).
+    evals: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    prune_reason: str | None = None
 
     @property
     def id(self) -> int:
@@ -82,6 +86,10 @@ class Child:
                 self.losses = {k: float(v) for k, v in (event.get("losses") or {}).items()}
                 self.steps_per_s = float(event.get("steps_per_s", 0.0))
                 self.finishing = self.total > 0 and self.step >= self.total
+            elif kind == "eval" and self.claim.experiment.study_id is not None:
+                metrics = event.get("metrics")
+                if isinstance(metrics, dict):
+                    self.evals.append((int(event.get("step", self.step)), metrics))
             elif kind == "result":
                 self.result = event
 

@@ -73,8 +73,9 @@ def _run(job: dict[str, Any], pipe: Any, watch: lifeline.WorkerWatch | None) -> 
         config = checked_config(registry, raw, f"experiment {job.get('id')}'s queued config")
         # The progress lines go to train.log (this process's output), where 'ganlab logs' shows them.
         reporter = MultiReporter(pipe, LineReporter())
+        # extend: the queue row is the truth; only 'ganlab queue extend' gives it more steps than its run dir's.
         result = run_experiment(config, job["run_dir"], reporter, registry=registry, resume=True,
-                                wait_s=RUN_DIR_WAIT_S, watch=watch)
+                                wait_s=RUN_DIR_WAIT_S, watch=watch, extend=True)
         return EXIT_CODES[result.status]
     except Exception as exc:  # noqa: BLE001 - every ending is reported to the worker, then the log says it
         if isinstance(exc, GanlabError):

@@ -17,7 +17,7 @@ What the child does then depends on how far it got:
   also kills it in this phase (``PR_SET_PDEATHSIG``), should Python be stuck
   in a long call that keeps the watching thread from running;
 * training (from the trainer's ``on_start``): ``should_stop`` turns true, so
-  the trainer checkpoints at its next step and exits "stopped"; a
+  the trainer checkpoints at its next step and exits "released"; a
   run still alive ``grace_s`` later (a long evaluation or checkpoint write)
   exits anyway. Checkpoints are replaced atomically, so the last complete
   one stays on disk for the worker that resumes the run.
@@ -42,8 +42,8 @@ LIFELINE_FD_ENV = "GANLAB_LIFELINE_FD"
 #: child the worker asks to stop: ganlab.worker.loop.STOP_GRACE_S).
 ORPHAN_GRACE_S = 60.0
 
-#: Exit status of a child that left because its worker was gone (resumable: "stopped").
-EXIT_ORPHANED = EXIT_CODES["stopped"]
+#: Exit status of a child that left because its worker was gone (resumable: "released").
+EXIT_ORPHANED = EXIT_CODES["released"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 

@@ -27,6 +27,7 @@ from ganlab.worker.child import Child, child_env, spawn
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.outcome import classify, tail
 from ganlab.worker.standby import Standby, start_standby
+from ganlab.worker.tb_note import note_pruned
 
 #: A child asked to stop gets this long to checkpoint before it is killed.
 STOP_GRACE_S = 60.0
@@ -254,6 +255,8 @@ class Worker:
             if child.start_step and not child.start_shown:
                 child.start_shown = True
                 self.display.event(f"#{child.id} {child.name}: resumed from its checkpoint at step {child.start_step}")
+            if child.evals:
+                self._report_evals(child)
             if child.finished() is None:
                 # Not while the slot's next experiment is starting up beside a finishing one.
                 if child.training and not (child.finishing and self._successor_started(child)):
@@ -273,6 +276,26 @@ class Worker:
                 self._went_offline(exc)
         self.display.update(self.children.values())
         return ended
+
+    def _report_evals(self, child: Child) -> None:
+        """Hand a trial's evaluations to its study (the pruner decides there); stop the child if pruned."""
+        while child.evals and not child.lease_lost:
+            step, metrics = child.evals[0]
+            try:
+                decision = self.queue.report_objective(child.id, child.claim.token, step, metrics)
+            except DatabaseUnreachable as exc:
+                self._went_offline(exc)
+                return  # kept, and handed over once the database answers
+            except LeaseLost as exc:
+                child.lease_lost = True
+                self.display.event(f"#{child.id} lease lost ({exc}); stopping its child")
+                child.kill()
+                return
+            child.evals.pop(0)
+            if decision.prune and child.prune_reason is None:
+                child.prune_reason = decision.reason
+                self.display.event(f"#{child.id} {child.name}: {decision.reason}; stopping it")
+                child.stop()
 
     def _successor_started(self, child: Child) -> bool:
         return any(other.slot == child.slot and other is not child for other in self.children.values())
@@ -315,16 +338,25 @@ class Worker:
         """Write how the child ended, if this worker still owns the experiment."""
         if child.lease_lost:
             return
+        if child.evals:  # the last evaluations, read when the child's pipe was drained
+            self._report_evals(child)
+            if child.lease_lost:
+                return
         code = child.process.returncode
         outcome = classify(code, child.result, tail(child.log_path),
                            retry_command=f"ganlab queue{db_hint(self.queue.url)} retry {child.id} --rehash-plugins")
         exp_id, token = child.id, child.claim.token
         try:
-            if child.cancelling:
+            if child.prune_reason is not None and (outcome.status == "stopped" or outcome.retryable):
+                # Stopped by its pruner (checkpointed), or killed on the way: the decision stands.
+                self.queue.finish(exp_id, token, "pruned", metrics=outcome.metrics, step=child.step,
+                                  losses=child.losses, stop_reason=child.prune_reason)
+                status = "pruned"
+            elif child.cancelling:
                 self.queue.finish(exp_id, token, "cancelled", metrics=outcome.metrics, step=child.step,
                                   error="cancelled by request", losses=child.losses)
                 status = "cancelled"
-            elif outcome.status == "stopped" or (self._stop_requests and outcome.retryable):
+            elif outcome.status == "released" or (self._stop_requests and outcome.retryable):
                 # "cancelled" if one was requested; a child that never reported keeps the stored step.
                 status = self.queue.release(exp_id, token, step=child.step or None)
             elif outcome.status == "failed" and outcome.retryable:
@@ -332,7 +364,7 @@ class Worker:
                                             max_attempts=self.options.max_attempts)
             else:
                 self.queue.finish(exp_id, token, outcome.status, metrics=outcome.metrics, step=child.step,
-                                  error=outcome.error, losses=child.losses)
+                                  error=outcome.error, losses=child.losses, stop_reason=outcome.stop_reason)
                 status = outcome.status
         except LeaseLost as exc:
             self.display.event(f"#{exp_id} result discarded: {exc}")
@@ -340,13 +372,20 @@ class Worker:
         self.finished.append((exp_id, status))
         metrics = outcome.metrics or {}
         shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("fd", "kid", "best_fd"))
-        if status in ("succeeded", "diverged", "cancelled"):
+        if status == "pruned":
+            self.display.event(f"#{exp_id} {child.name}: pruned at step {child.step}")
+            problem = note_pruned(child.run_dir, child.step, child.prune_reason or "pruned")
+            if problem:
+                self.display.event(f"#{exp_id}: {problem}")
+        elif status in ("succeeded", "diverged", "cancelled"):
             error_line = next(iter((outcome.error or "").splitlines()), "")
             detail = shown if status == "succeeded" or shown else error_line
             self.display.event(f"#{exp_id} {child.name}: {status} at step {child.step}  {detail}".rstrip())
         elif status == "queued":
-            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "stopped"
+            why = (f"stopped at step {child.step}, back in the queue" if outcome.status == "released"
                    else f"{outcome.reason}; requeued")
             self.display.event(f"#{exp_id} {child.name}: {why} (resumes from its last checkpoint)")
+        elif status == "stopped":
+            self.display.event(f"#{exp_id} {child.name}: stopped at step {child.step}: {outcome.reason}")
         else:
             self.display.event(f"#{exp_id} {child.name}: {status}: {outcome.reason}")

@@ -19,13 +19,17 @@ from ganlab.training.report import EXIT_CODES
 
 @dataclass(frozen=True)
 class Outcome:
-    """``status`` is a queue status or ``"stopped"`` (back to the queue, resume later)."""
+    """``status`` is a queue status or ``"released"`` (back to the queue, resume later).
+
+    ``stop_reason``: why a GAN-aware stop ended a ``stopped`` run.
+    """
 
     status: str
     reason: str
     retryable: bool = False
     error: str | None = None
     metrics: dict[str, Any] | None = None
+    stop_reason: str | None = None
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -66,7 +70,10 @@ def _from_result(result: dict[str, Any], log_tail: str, retry_command: str | Non
         return Outcome("diverged", "diverged", error=error or f"loss became NaN/Inf at step {result.get('step')}",
                        metrics=metrics)
     if status == "stopped":
-        return Outcome("stopped", "stopped on request", metrics=metrics)
+        why = str(result.get("stop_reason") or "").strip() or "a GAN-aware stop fired"
+        return Outcome("stopped", why, metrics=metrics, stop_reason=why)
+    if status == "released":
+        return Outcome("released", "stopped on request", metrics=metrics)
     if status == "refused":
         # Retrying would be refused the same way until someone looks: failed, not requeued.
         reason = error or "refused to run the experiment's local plugin files"

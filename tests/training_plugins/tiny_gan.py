@@ -38,6 +38,7 @@ def load(params):
 ARCH_PARAMS = (
     Param("width", int, 16, "hidden units", low=1),
     Param("nan_after_calls", int, 0, "D returns NaN after this many training calls (0: never)", low=0),
+    Param("frozen_g", bool, False, "G draws one grey image whatever its noise, and never learns"),
 )
 
 
@@ -78,6 +79,9 @@ def build_generator(ctx):
     h = layers.BatchNormalization()(h)
     h = layers.ReLU()(h)
     h = layers.Dense(int(np.prod(ctx.image_shape)), activation="tanh", dtype="float32")(h)
+    if ctx.hparams.get("frozen_g", False):
+        # Times zero: the same image for every z (collapse), a constant FD (no improvement), zero gradients.
+        h = h * 0.0
     return keras.Model(inputs, layers.Reshape(ctx.image_shape)(h))
 
 
