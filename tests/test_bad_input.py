@@ -649,6 +649,23 @@ def test_plugin_authoring_refusals_leave_no_file(folder: Path, args: list[str], 
     assert not (folder / "plugins").exists()  # plugins new creates ./plugins only once it will write into it
 
 
+# ------------------------------------------------------------------ presets
+
+
+PRESET_CASES = [
+    (["queue", "add", "--db", "{db}", "--preset", "small_data"], "--preset 'small_data' is not a preset"),
+    (["queue", "add", "--db", "{db}", "--preset", "small-data,none"], "is not a preset"),
+    (["train", "--steps", "1", "--preset", "nosuch"], "choose one of: small-data"),
+    (["queue", "add", "--db", "{db}", "--preset", "small-data", "--set", "ema=1.5"], "ema='1.5' is out of range"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), PRESET_CASES, ids=[" ".join(a[-2:]) for a, _ in PRESET_CASES])
+def test_a_bad_preset_is_one_line_naming_the_presets_and_nothing_is_stored(queued: Path, args: list[str], fragment: str) -> None:
+    refused(_fill(args, db=str(queued)), queued.parent, fragment)
+    assert not (queued.parent / "runs").exists()  # train refused before making a run dir
+
+
 # ------------------------------------------- searches (issue #15): one line, nothing stored
 
 SEARCH = ["--search", "random", "--trials", "3", "--no-build-check"]

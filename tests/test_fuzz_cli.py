@@ -66,6 +66,10 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for v in ("nan", "inf", "-0.5", "1.5", HUGE, "x"):
         yield f"add-augment-p-{v!r}", [*add, "--augment", "ada", "--set", f"augment.p_init={v}"]
     yield "train-augment-list", ["train", "--steps", "1", "--augment", "ada,diffaugment"]
+    for v in ("nosuch", "", "[/]", f"{ESC}x", "small-data,none", "../plugins/x", "SMALL-DATA", "a" * 5000):
+        yield f"add-preset-{v[:12]!r}", [*add, "--preset", v]
+        yield f"train-preset-{v[:12]!r}", ["train", "--steps", "1", "--preset", v]
+    yield "add-preset-bad-override", [*add, "--preset", "small-data", "--set", "ema=2"]
     for v in ("nosuch", ",", "fd,,kid", f"{ESC}x", "[/]", "fd," + "x" * 5000, ",".join(["fd"] * 3 + [f"m{i}" for i in range(20)])):
         yield f"add-metrics-{v[:12]!r}", [*add, "--set", f"train.metrics={v}"]
     for v in ("10", "99"):

@@ -1,7 +1,7 @@
 """The experiment options shared by ``ganlab queue add`` and ``ganlab train``.
 
-``@experiment_options`` adds ``--arch --dataset --loss --augment --steps --batch-size
---seed --set --backend --precision`` to a command and hands it one
+``@experiment_options`` adds ``--arch --dataset --loss --augment --preset --steps
+--batch-size --seed --set --backend --precision`` to a command and hands it one
 :class:`ExperimentOptions` argument named ``experiment``.
 :func:`experiment_configs` turns that into validated ExperimentConfigs, so
 both commands accept the same options and refuse the same mistakes.
@@ -18,6 +18,7 @@ import click
 
 from ganlab.config import BACKENDS, DEFAULT_AUGMENT, PRECISIONS, ExperimentConfig, Resolver
 from ganlab.errors import ConfigError
+from ganlab.presets import PRESETS, get_preset, merge_preset
 from ganlab.registry import Registry
 from ganlab.sweep import DEFAULT_ARCH, DEFAULT_DATASET, DEFAULT_LOSS, Grid, expand, parse_sets, split_list
 
@@ -41,9 +42,10 @@ class ExperimentOptions:
     backend: str | None = None
     precision: str | None = None
     augment: str | None = None
+    preset: str | None = None
 
     def plugin_options_given(self) -> list[str]:
-        return [f"--{k}" for k in ("arch", "dataset", "loss", "augment") if getattr(self, k) is not None]
+        return [f"--{k}" for k in ("arch", "dataset", "loss", "augment", "preset") if getattr(self, k) is not None]
 
     def settings(self, *, lists: bool) -> dict[str, tuple[Any, ...]]:
         """``--set`` values plus the shorthand options, as ``key -> values``; refuses a setting given twice."""
@@ -69,12 +71,21 @@ class ExperimentOptions:
                 return (default,)
             return split_list(option, value) if lists else (value,)
 
+        losses = names("--loss", self.loss, DEFAULT_LOSS)
+        augments = names("--augment", self.augment, DEFAULT_AUGMENT)
+        sets = self.settings(lists=lists)
+        if self.preset is not None:
+            choice = merge_preset(get_preset(self.preset), loss_given=self.loss is not None,
+                                  augment_given=self.augment is not None, sets=sets)
+            losses = (choice.loss,) if choice.loss else losses
+            augments = (choice.augment,) if choice.augment else augments
+            sets = choice.sets
         return Grid(
             archs=names("--arch", self.arch, DEFAULT_ARCH),
             datasets=names("--dataset", self.dataset, DEFAULT_DATASET),
-            losses=names("--loss", self.loss, DEFAULT_LOSS),
-            augments=names("--augment", self.augment, DEFAULT_AUGMENT),
-            sets=self.settings(lists=lists),
+            losses=losses,
+            augments=augments,
+            sets=sets,
             **meta,
         )
 
@@ -95,6 +106,7 @@ def experiment_options(func: F) -> F:
             backend=kwargs.pop("backend"),
             precision=kwargs.pop("precision"),
             augment=kwargs.pop("augment"),
+            preset=kwargs.pop("preset"),
         )
         return func(*args, **kwargs)
 
@@ -105,6 +117,9 @@ def experiment_options(func: F) -> F:
         click.option("--loss", metavar="NAME[,NAME]", help=f"Loss plugin (default {DEFAULT_LOSS}).", default=None),
         click.option("--augment", metavar="NAME[,NAME]", default=None,
                      help=f"Augmentation applied to what D sees (default {DEFAULT_AUGMENT}); settings: --set augment.KEY=V."),
+        click.option("--preset", metavar="NAME", default=None,
+                     help=f"A measured recipe ({', '.join(sorted(PRESETS))}) expanded into --loss/--augment/--set values; "
+                          "options given here win."),
         click.option("--steps", type=int, default=None, help="Generator updates to train for (default 1000)."),
         click.option("--batch-size", "batch_size", type=int, default=None, help="Images per batch (default 64)."),
         click.option("--seed", type=int, default=None, help="Seed for weights, noise and data order (default 0)."),
