@@ -55,3 +55,36 @@ def sqlite_snapshot(path: Path) -> str | None:
         return "\n".join(conn.iterdump())
     finally:
         conn.close()
+
+
+# The tables as ganlab's first schema wrote them (SQLite): upgrades are tested from the oldest database.
+V1_STATUS_CHECK = "status IN ('queued', 'running', 'succeeded', 'failed', 'diverged', 'cancelled')"
+V1_SCHEMA = f"""
+CREATE TABLE experiments (
+    id INTEGER NOT NULL, name VARCHAR(200) NOT NULL, architecture VARCHAR(100) NOT NULL,
+    dataset VARCHAR(100) NOT NULL, loss VARCHAR(100) NOT NULL, config JSON NOT NULL,
+    config_hash VARCHAR(64) NOT NULL, priority INTEGER NOT NULL, status VARCHAR(16) NOT NULL,
+    queued_at DATETIME NOT NULL, started_at DATETIME, finished_at DATETIME, attempts INTEGER NOT NULL,
+    worker_id VARCHAR(200), worker_host VARCHAR(200), worker_pid INTEGER, lease_expires_at DATETIME,
+    fence INTEGER NOT NULL, cancel_requested BOOLEAN NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
+    heartbeat_at DATETIME, last_losses JSON, metrics JSON, error TEXT, run_dir TEXT, run_host VARCHAR(200),
+    PRIMARY KEY (id),
+    CONSTRAINT ck_experiments_status CHECK ({V1_STATUS_CHECK})
+);
+CREATE TABLE experiment_tags (
+    experiment_id INTEGER NOT NULL, tag VARCHAR(100) NOT NULL, PRIMARY KEY (experiment_id, tag),
+    FOREIGN KEY(experiment_id) REFERENCES experiments (id) ON DELETE CASCADE
+);
+CREATE TABLE ganlab_schema (
+    version INTEGER NOT NULL, description VARCHAR(200) NOT NULL, applied_at DATETIME NOT NULL, PRIMARY KEY (version)
+);
+CREATE TABLE workers (
+    worker_id VARCHAR(200) NOT NULL, host VARCHAR(200) NOT NULL, pid INTEGER NOT NULL, gpus TEXT NOT NULL,
+    started_at DATETIME NOT NULL, heartbeat_at DATETIME NOT NULL, status VARCHAR(16) NOT NULL, PRIMARY KEY (worker_id),
+    CONSTRAINT ck_workers_status CHECK (status IN ('running', 'stopped'))
+);
+CREATE INDEX ix_experiments_claim ON experiments (status, priority, id);
+CREATE INDEX ix_experiments_config_hash ON experiments (config_hash);
+CREATE INDEX ix_experiment_tags_tag ON experiment_tags (tag);
+INSERT INTO ganlab_schema VALUES (1, 'initial schema', '2026-01-05 10:00:00.000000+00:00');
+"""

@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from _store_db import V1_SCHEMA
 from click.testing import CliRunner, Result
 
 from ganlab.cli import cli
@@ -541,16 +542,15 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     ok(_printed(line, r"create it: (ganlab queue add.*?) \(or point"))
     assert db.exists()
 
-    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real steps from version 1 to 3).
+    # An older schema: "upgrade it with: ganlab db upgrade --db ..." (the real steps from version 1 to 4).
+    db.unlink()
+    for leftover in db.parent.glob(db.name + "-*"):  # the WAL files of the new one
+        leftover.unlink()
     conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE experiments DROP COLUMN plugin_files")
-    conn.execute("ALTER TABLE workers DROP COLUMN slurm_job_id")  # added by version 3
-    conn.execute("ALTER TABLE workers DROP COLUMN slurm_task")
-    conn.execute("UPDATE ganlab_schema SET version = 1")  # a new database records one row, its version
-    conn.commit()
+    conn.executescript(V1_SCHEMA)
     conn.close()
     line = error_line(run(["queue", "list", "--db", str(db)]))
-    assert "from schema version 1 to 3" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
+    assert "from schema version 1 to 4" in ok(_printed(line, r"upgrade it with: (ganlab db upgrade.*)$")).output
     ok(["queue", "list", "--db", str(db)])
 
     # A duplicate: "--allow-duplicates queues it anyway".
@@ -559,6 +559,7 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
     again = ok(add).output
     assert "1 skipped as duplicates" in again and "--allow-duplicates queues it anyway" in again
     assert "1 experiment(s) queued" in ok([*add, "--allow-duplicates"]).output
+    ok([*add, "--allow-duplicates"])  # a third row: three claims follow
 
     # More rows than shown: "--limit 0 shows all".
     assert "--limit 0 shows all" in ok(["queue", "list", "--db", str(db), "--limit", "1"]).output

@@ -21,9 +21,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _store_db import sqlite_snapshot
+from _store_db import V1_SCHEMA, V1_STATUS_CHECK, sqlite_snapshot
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from ganlab.cli import cli
 from ganlab.config import Resolver
@@ -403,35 +404,6 @@ def test_a_pre_started_process_runs_no_local_plugin(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ schema 1 -> 2
 
 
-V1_SCHEMA = """
-CREATE TABLE experiments (
-    id INTEGER NOT NULL, name VARCHAR(200) NOT NULL, architecture VARCHAR(100) NOT NULL,
-    dataset VARCHAR(100) NOT NULL, loss VARCHAR(100) NOT NULL, config JSON NOT NULL,
-    config_hash VARCHAR(64) NOT NULL, priority INTEGER NOT NULL, status VARCHAR(16) NOT NULL,
-    queued_at DATETIME NOT NULL, started_at DATETIME, finished_at DATETIME, attempts INTEGER NOT NULL,
-    worker_id VARCHAR(200), worker_host VARCHAR(200), worker_pid INTEGER, lease_expires_at DATETIME,
-    fence INTEGER NOT NULL, cancel_requested BOOLEAN NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
-    heartbeat_at DATETIME, last_losses JSON, metrics JSON, error TEXT, run_dir TEXT, run_host VARCHAR(200),
-    PRIMARY KEY (id),
-    CONSTRAINT ck_experiments_status CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'diverged', 'cancelled'))
-);
-CREATE TABLE experiment_tags (
-    experiment_id INTEGER NOT NULL, tag VARCHAR(100) NOT NULL, PRIMARY KEY (experiment_id, tag),
-    FOREIGN KEY(experiment_id) REFERENCES experiments (id) ON DELETE CASCADE
-);
-CREATE TABLE ganlab_schema (
-    version INTEGER NOT NULL, description VARCHAR(200) NOT NULL, applied_at DATETIME NOT NULL, PRIMARY KEY (version)
-);
-CREATE TABLE workers (
-    worker_id VARCHAR(200) NOT NULL, host VARCHAR(200) NOT NULL, pid INTEGER NOT NULL, gpus TEXT NOT NULL,
-    started_at DATETIME NOT NULL, heartbeat_at DATETIME NOT NULL, status VARCHAR(16) NOT NULL, PRIMARY KEY (worker_id),
-    CONSTRAINT ck_workers_status CHECK (status IN ('running', 'stopped'))
-);
-CREATE INDEX ix_experiments_claim ON experiments (status, priority, id);
-CREATE INDEX ix_experiments_config_hash ON experiments (config_hash);
-CREATE INDEX ix_experiment_tags_tag ON experiment_tags (tag);
-INSERT INTO ganlab_schema VALUES (1, 'initial schema', '2026-01-05 10:00:00.000000+00:00');
-"""
 
 
 def _make_version_1(url: str, tmp_path: Path) -> None:
@@ -462,6 +434,12 @@ def _make_version_1(url: str, tmp_path: Path) -> None:
         conn.execute(text("ALTER TABLE experiments DROP COLUMN plugin_files"))
         conn.execute(text("ALTER TABLE workers DROP COLUMN slurm_job_id"))  # added by version 3
         conn.execute(text("ALTER TABLE workers DROP COLUMN slurm_task"))
+        for column in ("stop_reason", "study_id", "trial", "pack_key"):  # added by version 4
+            conn.execute(text(f"ALTER TABLE experiments DROP COLUMN {column}"))
+        conn.execute(text("DROP TABLE trial_values"))
+        conn.execute(text("DROP TABLE studies"))
+        conn.execute(text("ALTER TABLE experiments DROP CONSTRAINT ck_experiments_status"))
+        conn.execute(text(f"ALTER TABLE experiments ADD CONSTRAINT ck_experiments_status CHECK ({V1_STATUS_CHECK})"))
         conn.execute(text("DELETE FROM ganlab_schema"))
         conn.execute(text("INSERT INTO ganlab_schema VALUES (1, 'initial schema', CURRENT_TIMESTAMP)"))
     engine.dispose()
@@ -476,13 +454,13 @@ def _columns(url: str, table: str = "experiments") -> dict[str, str]:
 
 
 def test_a_version_1_database_is_upgraded_and_keeps_its_rows(db_url: str, tmp_path: Path) -> None:  # noqa: F811
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     _make_version_1(db_url, tmp_path)
-    one_line_error(run("queue", "--db", db_url, "list"), "uses schema version 1 but this ganlab needs version 3")
+    one_line_error(run("queue", "--db", db_url, "list"), "uses schema version 1 but this ganlab needs version 4")
 
     upgraded = run("db", "--db", db_url, "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
-    assert "from schema version 1 to 3" in upgraded.stdout
+    assert "from schema version 1 to 4" in upgraded.stdout
 
     rows = json.loads(run("queue", "--db", db_url, "list", "--json").stdout)
     assert [(r["id"], r["name"], r["status"], r["tags"]) for r in rows] == [
@@ -497,6 +475,17 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(db_url: str, tmp_pa
     Store.open(fresh, create=True).close()
     assert set(_columns(db_url)) == set(_columns(fresh))
     assert set(_columns(db_url, "workers")) == set(_columns(fresh, "workers"))
+    for table in ("studies", "trial_values"):  # version 4: search
+        assert set(_columns(db_url, table)) == set(_columns(fresh, table))
+    # Version 4 widened the status check: the new final statuses are accepted, unknown ones still refused.
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE experiments SET status = 'pruned', stop_reason = 'pruned at step 20' WHERE id = 1"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("UPDATE experiments SET status = 'bogus' WHERE id = 1"))
+    engine.dispose()
+    shown = json.loads(run("queue", "--db", db_url, "show", "1", "--json").stdout)
+    assert (shown["status"], shown["stop_reason"], shown["metrics"]) == ("pruned", "pruned at step 20", {"fd": 4.5})
     folder = tmp_path / "plugins"
     arch = write(folder, "later", ARCH.format(name="later"))
     added = run("--plugins-dir", str(folder), "queue", "--db", db_url, "add", "-q", "--arch", "later")

@@ -247,7 +247,8 @@ def test_illegal_transitions_are_refused_by_the_store(q: Queue) -> None:
             else:
                 with pytest.raises(IllegalTransition, match=f"cannot go from {source} to {target}"):
                     check_transition(source, target)
-    assert TRANSITIONS["succeeded"] == frozenset() and TRANSITIONS["failed"] == {"queued"}
+    # A succeeded run goes back to the queue only through ``queue extend``; retry still refuses it (above).
+    assert TRANSITIONS["succeeded"] == {"queued"} and TRANSITIONS["failed"] == {"queued"}
 
 
 def test_unknown_ids_change_nothing(q: Queue) -> None:
@@ -409,3 +410,17 @@ def test_upgrade_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(DatabaseMissing, match="nothing to upgrade"):
         upgrade(f"sqlite:///{path}")
     assert sqlite_snapshot(path) is None
+
+
+def test_a_run_ends_pruned_or_stopped_with_its_reason(q: Queue) -> None:
+    q.enqueue([new(0), new(1)])
+    for status, reason in (("pruned", "pruned by asha at step 40"), ("stopped", "no fd improvement in 3 evaluations")):
+        claim = q.claim("w", lease_s=30)
+        assert claim is not None
+        q.finish(claim.id, claim.token, status, step=40, stop_reason=reason)
+        done = q.get(claim.id)
+        assert (done.status, done.step, done.stop_reason) == (status, 40, reason)
+        assert done.finished_at is not None and done.lease_expires_at is None
+        # Neither is a failure: retry refuses them (``queue extend`` gives them more steps).
+        with pytest.raises(IllegalTransition, match=f"experiment {claim.id} is {status}; only failed"):
+            q.retry([claim.id])

@@ -10,7 +10,7 @@ from ganlab.store.records import ExperimentRecord
 from ganlab.store.storage import Store
 
 #: What a comparison shows when no status is asked for: everything that has started.
-STARTED_STATUSES = ("running", "succeeded", "failed", "diverged", "cancelled")
+STARTED_STATUSES = ("running", "succeeded", "failed", "diverged", "cancelled", "pruned", "stopped")
 
 
 def select_records(

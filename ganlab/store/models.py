@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,9 +28,10 @@ from sqlalchemy.types import TypeDecorator
 
 from ganlab.store.lifecycle import STATUSES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 WORKER_STATUSES = ("running", "stopped")
+DIRECTIONS = ("minimize", "maximize")
 
 
 # SQLite keeps datetimes as text; writing the offset makes fromisoformat() return aware
@@ -124,12 +126,52 @@ class Experiment(Base):
     # The local plugin files the experiment uses, as queued: [{kind, name, path, sha256}]. A worker
     # runs only these, and only unchanged. NULL: queued before schema 2, when nothing was recorded.
     plugin_files: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Why a run ended ``stopped`` (a GAN-aware stop) or ``pruned`` (a search's pruner), in words.
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    # A search trial: its study and its number there. Its sampled values go into ``config`` at claim time.
+    study_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("studies.id", ondelete="SET NULL"), index=True)
+    trial: Mapped[int | None] = mapped_column(Integer)
+    # Seeds queued with ``--pack`` share this key; one worker child claims and trains them together.
+    pack_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
     __table_args__ = (
         CheckConstraint(_in("status", STATUSES), name="ck_experiments_status"),
         # The claim query: WHERE status = 'queued' ORDER BY priority DESC, id.
         Index("ix_experiments_claim", "status", "priority", "id"),
     )
+
+
+class Study(Base):
+    """A search: how its trials are sampled and pruned, and the objective they are judged on."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    objective: Mapped[str] = mapped_column(String(100))
+    direction: Mapped[str] = mapped_column(String(8))
+    sampler: Mapped[str] = mapped_column(String(16))
+    pruner: Mapped[str] = mapped_column(String(16))
+    trials: Mapped[int] = mapped_column(Integer)
+    space: Mapped[dict[str, Any]]
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint(_in("direction", DIRECTIONS), name="ck_studies_direction"),
+    )
+
+
+class TrialValue(Base):
+    """The objective at one evaluation of a trial, written by the worker under the trial's fence (the pruner's input)."""
+
+    __tablename__ = "trial_values"
+
+    experiment_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[float] = mapped_column(Float)
 
 
 class ExperimentTag(Base):

@@ -220,10 +220,12 @@ class Queue(Store):
         error: str | None = None,
         step: int | None = None,
         losses: Mapping[str, float] | None = None,
+        stop_reason: str | None = None,
     ) -> None:
-        """End the run as succeeded, failed, diverged or cancelled; only the current token may.
+        """End the run with a final status (succeeded, failed, pruned, ...); only the current token may.
 
         ``losses`` are the last ones the run reported: a run shorter than a heartbeat has no others.
+        ``stop_reason`` says why a run was ``stopped`` or ``pruned`` before its last step.
         """
         if status not in FINAL_STATUSES:
             raise IllegalTransition(
@@ -232,6 +234,7 @@ class Queue(Store):
         values: dict[str, Any] = {
             "status": status, "finished_at": utcnow(), "lease_expires_at": None,
             "metrics": json_safe(dict(metrics)) if metrics is not None else None, "error": error,
+            "stop_reason": stop_reason,
         }
         if step is not None:
             values["step"] = int(step)

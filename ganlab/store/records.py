@@ -113,6 +113,10 @@ class ExperimentRecord:
     run_host: str | None
     tags: tuple[str, ...] = field(default=())
     plugin_files: list[dict[str, Any]] | None = None  # None: queued before they were recorded
+    stop_reason: str | None = None
+    study_id: int | None = None
+    trial: int | None = None
+    pack_key: str | None = None
 
     def experiment_config(self) -> ExperimentConfig:
         return ExperimentConfig.from_dict(self.config)
