@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,8 +62,12 @@ def train_pack(
     resume: bool = False,
     registry: Registry | None = None,
     wait_s: float = 0.0,
+    on_member_end: Callable[[int, TrainResult], None] | None = None,
 ) -> list[TrainResult]:
     """Train the seeds ``configs`` together, each in its run dir; one result per member, in order.
+
+    ``on_member_end(index, result)`` is called as each member ends, its files
+    all written, while the others may go on (a worker records it at once).
 
     Raises ConfigError when the configs are not one experiment over seeds on
     JAX, and what :func:`ganlab.training.train` raises before training starts
@@ -81,10 +85,10 @@ def train_pack(
     with contextlib.ExitStack() as locks:
         for t in trainers:
             locks.enter_context(hold_run_dir(t.run_dir.output(t.run_dir.lock_file), wait_s, say=_note))
-        return _start(trainers, resume)
+        return _start(trainers, resume, on_member_end)
 
 
-def _start(trainers: list[Trainer], resume: bool) -> list[TrainResult]:
+def _start(trainers: list[Trainer], resume: bool, on_member_end: Any) -> list[TrainResult]:
     points = [t.checkpoint_to_resume(resume) for t in trainers]
     lead = trainers[0]
     data = lead._load_data()  # one dataset for all: the members differ only in seed
@@ -95,15 +99,17 @@ def _start(trainers: list[Trainer], resume: bool) -> list[TrainResult]:
         for i, (t, gan, point) in enumerate(zip(trainers, gans, points)):
             state, fixed_z, fixed_labels = t.restore(gan, pack.member(i), point)
             loops.append(_Loop(t, data, gan, pack.member(i), state, fixed_z, fixed_labels, t.start_warnings_now()))
-        return PackLoop(pack, loops).run()
+        return PackLoop(pack, loops, on_member_end).run()
 
 
 class PackLoop:
     """Steps every live member at once; each member's bookkeeping is its own :class:`_Loop`'s."""
 
-    def __init__(self, pack: PackedJaxStep, loops: list[_Loop]) -> None:
+    def __init__(self, pack: PackedJaxStep, loops: list[_Loop],
+                 on_member_end: Callable[[int, TrainResult], None] | None = None) -> None:
         self.pack = pack
         self.loops = loops
+        self.on_member_end = on_member_end
         self.results: list[TrainResult | None] = [None] * len(loops)
 
     def run(self) -> list[TrainResult]:
@@ -122,10 +128,12 @@ class PackLoop:
         try:
             done = work()
         except Exception as exc:  # noqa: BLE001 - one member's end is a result, the others go on
-            self.results[i] = self.loops[i].ended_by(exc)
-            return
+            done = self.loops[i].ended_by(exc)
         if isinstance(done, TrainResult):
             self.results[i] = done
+            self.loops[i].close()  # its TensorBoard file and checkpoints complete before anyone is told
+            if self.on_member_end is not None:
+                self.on_member_end(i, done)
 
     def _live(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
@@ -141,7 +149,7 @@ class PackLoop:
             started = time.perf_counter()
             batches: dict[int, tuple[np.ndarray, np.ndarray | None, bool]] = {}
             for i in live:
-                self._guard(i, lambda i=i: batches.__setitem__(i, self.loops[i].next_batch()))
+                self._guard(i, lambda i=i, b=batches: b.__setitem__(i, self.loops[i].next_batch()))
             if not batches:
                 continue
             images, labels = self._stack(batches)
@@ -155,7 +163,7 @@ class PackLoop:
                 return
             for i, batch in batches.items():
                 member_out = {name: value[i] for name, value in out.items()}
-                self._guard(i, lambda i=i, o=member_out, b=batch: self._after(i, o, b[2], started))
+                self._guard(i, lambda i=i, o=member_out, b=batch, t=started: self._after(i, o, b[2], t))
 
     def _after(self, i: int, out: dict[str, Any], logs: bool, started: float) -> TrainResult | None:
         loop = self.loops[i]

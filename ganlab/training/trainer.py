@@ -249,6 +249,9 @@ class _Loop:
         return self._result("failed", self.step, error=summary_line(exc), tb=tb)
 
     def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         with contextlib.suppress(Exception):  # a failed write was already reported in the result
             self.saver.close()
         self.writer.close()

@@ -23,7 +23,7 @@ from ganlab.slurm.env import SlurmTask, requeue, slurm_task
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.store.urls import db_hint
 from ganlab.training.run_dir import queued_run_dir
-from ganlab.worker.child import Child, child_env, spawn
+from ganlab.worker.child import Child, child_env, spawn, spawn_pack
 from ganlab.worker.display import WorkerDisplay
 from ganlab.worker.outcome import classify, tail
 from ganlab.worker.standby import Standby, start_standby
@@ -209,11 +209,14 @@ class Worker:
                 continue
             if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
                 return
-            claim = self.queue.claim(self.worker_id, host=self.host, pid=os.getpid(), lease_s=self.options.lease_s,
-                                     tags=list(self.options.tags) or None)
-            if claim is None:
+            claims = self.queue.claim_pack(self.worker_id, host=self.host, pid=os.getpid(),
+                                           lease_s=self.options.lease_s, tags=list(self.options.tags) or None)
+            if not claims:
                 return
-            self._start(claim, slot)
+            if len(claims) == 1:
+                self._start(claims[0], slot)
+            else:
+                self._start_pack(claims, slot)
 
     def _start(self, claim: Claim, slot: str | None) -> None:
         exp = claim.experiment
@@ -235,6 +238,35 @@ class Worker:
         self.started += 1
         where = f"GPU {slot}" if slot is not None else "CPU"
         self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}) -> {run_dir}")
+
+    def _start_pack(self, claims: list[Claim], slot: str | None) -> None:
+        """A pack's claimed members in one child process; a member whose run dir is refused fails alone."""
+        kept: list[tuple[Claim, Path]] = []
+        for claim in claims:
+            try:
+                kept.append((claim, self._run_dir(claim)))
+            except ConfigError as exc:
+                self.queue.finish(claim.id, claim.token, "failed", error=str(exc))
+                self.finished.append((claim.id, "failed"))
+                self.display.event(f"#{claim.id} {claim.experiment.name}: failed: {exc}")
+        if len(kept) == 1:
+            self._start(kept[0][0], slot)
+            return
+        if not kept:
+            return
+        for claim, run_dir in kept:
+            self.queue.set_run_dir(claim.id, claim.token, str(run_dir), host=self.host)
+        standby = self.standbys.pop(slot, None)
+        if standby is not None:
+            standby.discard()  # pre-started for one experiment; a pack starts its own process
+        children = spawn_pack([c for c, _ in kept], slot, [d for _, d in kept], worker_id=self.worker_id,
+                              plugins_dir=self.options.plugins_dir)
+        for child in children:
+            self.children[child.id] = child
+        self.started += len(children)
+        where = f"GPU {slot}" if slot is not None else "CPU"
+        ids = ", ".join(f"#{c.id}" for c in children)
+        self.display.event(f"pack of {len(children)} ({ids}): started on {where} in one process")
 
     def _run_dir(self, claim: Claim) -> Path:
         """Where this experiment's files go: always a directory of its own inside the runs folder
