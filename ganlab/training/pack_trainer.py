@@ -161,9 +161,12 @@ class PackLoop:
                 for i in batches:
                     self._guard(i, lambda exc=exc: _raise(exc))
                 return
+            shared_s = time.perf_counter() - started
             for i, batch in batches.items():
                 member_out = {name: value[i] for name, value in out.items()}
-                self._guard(i, lambda i=i, o=member_out, b=batch, t=started: self._after(i, o, b[2], t))
+                # Each member's rate counts the shared step and its own work, not the others' evaluations.
+                own_start = time.perf_counter() - shared_s
+                self._guard(i, lambda i=i, o=member_out, b=batch, t=own_start: self._after(i, o, b[2], t))
 
     def _after(self, i: int, out: dict[str, Any], logs: bool, started: float) -> TrainResult | None:
         loop = self.loops[i]
