@@ -70,6 +70,11 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     yield "add-sweep-too-big", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big]
     yield "add-sweep-too-big-dry", ["queue", "add", "--steps", "5", "--set", f"log_every={big}", "--seeds", big, "--dry-run"]
     yield "add-file-missing", [*add[:2], "-f", "nosuch.toml"]
+    for v in ("1", "3", "0", "-2", "x", HUGE):
+        yield f"add-pack-{v!r}", [*add, "--backend", "jax", "--seeds", "0,1", "--pack", v]
+    yield "add-pack-tensorflow", [*add, "--seeds", "0,1", "--pack", "2"]
+    yield "add-pack-no-seeds", [*add, "--backend", "jax", "--pack", "2"]
+    yield "add-pack-other-axis", [*add, "--backend", "jax", "--seeds", "0,1", "--pack", "2", "--set", "lr_g=1e-4,2e-4"]
     for ident in BAD_INTS + ("0", "-1", "99999"):
         yield f"show-{ident!r}", ["queue", "show", ident]
         yield f"cancel-{ident!r}", ["queue", "cancel", ident]
