@@ -166,6 +166,16 @@ def test_worker_numbers_are_refused_before_a_worker_is_registered(folder: Path, 
         assert q.list_workers() == []
 
 
+@pytest.mark.parametrize("value", ["4", "auto", "0", "-1", "65", BIG, "x"])
+def test_per_gpu_on_a_worker_without_a_gpu_or_out_of_range_is_refused(folder: Path, value: str) -> None:
+    db = make_db(folder / "idle.db", queued=1)
+    line = refused(["worker", "--db", str(db), "--gpus", "none", "--until-empty", "--per-gpu", value], folder,
+                   f"--per-gpu {value}" if value in ("4", "auto") else f"--per-gpu '{value}' is not valid")
+    assert "needs a GPU" in line or "use a count from 1 to 64, or auto" in line
+    with Queue.open(str(db)) as q:
+        assert q.list_workers() == [] and q.count_by_status()["queued"] == 1
+
+
 def test_logs_n_must_be_at_least_one(queued: Path) -> None:
     run_dir = queued.parent / "runs" / "exp0"
     run_dir.mkdir(parents=True)

@@ -99,6 +99,8 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"worker-max-experiments-{v!r}", ["worker", "--until-empty", "--max-experiments", v]
     for v in ("nan", "-1", "x", "0,0", "[/]", HUGE):
         yield f"worker-gpus-{v!r}", ["worker", "--until-empty", "--gpus", v]
+    for v in ("0", "65", "x", "", HUGE, "2", "auto"):
+        yield f"worker-per-gpu-{v!r}", ["worker", "--until-empty", "--gpus", "none", "--per-gpu", v]
     for v in (HUGE, "0", "-1", "nan"):
         yield f"demo-steps-{v!r}", ["demo", "--steps", v]
         yield f"demo-batch-{v!r}", ["demo", "--batch-size", v]

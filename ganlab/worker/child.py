@@ -28,6 +28,7 @@ from ganlab.store.queue import Claim
 from ganlab.training.report import EXIT_CODES
 from ganlab.training.report_pipe import ReportReader
 from ganlab.training.run_dir import RunDir
+from ganlab.worker.gpu_share import TF_MEMORY_ENV
 from ganlab.worker.lifeline import close_fd, lifeline_env, new_lifeline
 from ganlab.worker.standby import Standby
 
@@ -170,11 +171,17 @@ def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
-def child_env(slot: str | None, backend: str) -> dict[str, str]:
+def child_env(slot: str | None, backend: str, share: dict[str, str] | None = None) -> dict[str, str]:
+    """A training child's environment; ``share``: its memory share of a GPU it shares (ganlab.worker.gpu_share)."""
     env = dict(os.environ)
     # An empty CUDA_VISIBLE_DEVICES hides every GPU: the CPU slot must not grab one.
     env["CUDA_VISIBLE_DEVICES"] = slot if slot is not None else ""
     env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    if share:
+        env.update(share)
+        if TF_MEMORY_ENV in share:
+            # TensorFlow refuses a memory limit on a device set to grow: the limit is the share.
+            env.pop("TF_FORCE_GPU_ALLOW_GROWTH")
     env["KERAS_BACKEND"] = backend
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -196,7 +203,7 @@ def job(claim: Claim, run_dir: Path, plugins_dir: str | None) -> dict[str, Any]:
 
 
 def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plugins_dir: str | None,
-          standby: Standby | None = None) -> Child:
+          standby: Standby | None = None, share: dict[str, str] | None = None) -> Child:
     """Start the child for a claimed experiment (resuming if the run dir has a checkpoint).
 
     With a ``standby`` of the experiment's backend, it runs there (framework
@@ -228,7 +235,7 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
         process = subprocess.Popen(
             [sys.executable, "-m", "ganlab.worker.child_main"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, pass_fds=[write_fd, life_read],
-            env={**child_env(slot, backend), **lifeline_env(life_read)},
+            env={**child_env(slot, backend, share), **lifeline_env(life_read)},
             start_new_session=True,  # Ctrl-C reaches the worker only; it decides how children stop
         )
     except BaseException:
@@ -245,7 +252,7 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
 
 
 def spawn_pack(claims: list[Claim], slot: str | None, run_dirs: list[Path], *, worker_id: str,
-               plugins_dir: str | None) -> list[Child]:
+               plugins_dir: str | None, share: dict[str, str] | None = None) -> list[Child]:
     """Start one process for a pack's claimed members (see :mod:`ganlab.training.pack_trainer`); one Child each.
 
     The process's own output goes to the first member's ``train.log``; each
@@ -270,7 +277,7 @@ def spawn_pack(claims: list[Claim], slot: str | None, run_dirs: list[Path], *, w
         process = subprocess.Popen(
             [sys.executable, "-m", "ganlab.worker.child_main"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, pass_fds=[write_fd, life_read],
-            env={**child_env(slot, "jax"), **lifeline_env(life_read)},
+            env={**child_env(slot, "jax", share), **lifeline_env(life_read)},
             start_new_session=True,
         )
     except BaseException:

@@ -25,6 +25,7 @@ the worker's and the trainer's code only.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from typing import Any, BinaryIO
@@ -71,6 +72,10 @@ def _run(job: dict[str, Any], pipe: Any, watch: lifeline.WorkerWatch | None) -> 
             prefer_backend(str(raw["train"]["backend"]))
         except (KeyError, TypeError):
             pass  # a malformed config is refused below, with its reason
+        if os.environ.get("KERAS_BACKEND") == "tensorflow":
+            from ganlab.worker.gpu_share import apply_tf_memory_limit
+
+            apply_tf_memory_limit()  # --per-gpu: this process's share, before TensorFlow touches the GPU
         registry = _registry(job)
         config = checked_config(registry, raw, f"experiment {job.get('id')}'s queued config")
         # The progress lines go to train.log (this process's output), where 'ganlab logs' shows them.
