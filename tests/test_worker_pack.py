@@ -10,8 +10,9 @@ import re
 import signal
 from pathlib import Path
 
-from ganlab.tblog.read import read_scalars
 from test_worker import enqueue, finish, record, start_worker, training_children_of, wait_for
+
+from ganlab.tblog.read import read_scalars
 
 
 def test_kill_9_mid_pack_then_a_new_worker_resumes_every_seed(tmp_path, monkeypatch):
