@@ -81,7 +81,7 @@ CPU = Sizes(losses=LOSSES[:1], steps=6, batch=16,
                         "eval_samples=64"),
             bench_env={"BATCH": "16", "STEPS": "2", "ROUNDS": "1", "PRECISIONS": "float32"},
             sweep_timeout_s=600, bench_timeout_s=600,
-            pack_env={"KS": "1,2", "SIZES": "16", "BATCH": "16", "FILTERS": "8", "STEPS": "2", "WARMUP": "1"})
+            pack_env={"KS": "2", "SIZES": "16", "BATCH": "16", "FILTERS": "8", "STEPS": "2", "WARMUP": "1"})
 #: Experiments at once on the GPU in the --per-gpu stage (the demo's three losses all fit at once).
 PER_GPU = "4"
 
