@@ -2,7 +2,7 @@
 
 Made for a lent machine with an NVIDIA GPU, JAX with CUDA, no TensorFlow and
 no network. Everything runs on Keras's JAX backend; TensorFlow is never
-imported. Three stages, each in its own processes and each with a time limit,
+imported. Five stages, each in its own processes and each with a time limit,
 so that one failing stage still leaves the others' figures:
 
 1. **environment**: Python, JAX and its devices, Keras, the GPU (nvidia-smi),
@@ -14,6 +14,10 @@ so that one failing stage still leaves the others' figures:
 3. **training speed**: ``benchmarks/bench_training.py`` with ``BACKEND=jax``,
    float32 and mixed_bfloat16 against the hand-written JAX step
    (``reference_dcgan_jax.py``) in the same run.
+4. **packed seeds**: ``benchmarks/bench_pack.py``, packs of K = 1, 8, 32 seeds
+   of the demo's model at 32x32 in one compiled step, against one run alone.
+5. **several runs per GPU**: the demo sweep again with ``worker --per-gpu 4``
+   (on ``--cpu``: the worker must refuse the option in one line).
 
 The figures go to ``gpu_check.json`` and ``gpu_check.md`` in ``--out`` (default
 ``$OUT`` where the device tool sets it, else ``gpu_check_out``). ``--cpu`` runs
@@ -62,6 +66,7 @@ class Sizes:
     bench_env: dict[str, str]
     sweep_timeout_s: int
     bench_timeout_s: int
+    pack_env: dict[str, str] = field(default_factory=dict)
 
 
 # The demo's own settings (ganlab/cli/demo_cmd.py): 16x16 digits, dcgan with 32 base filters.
@@ -69,12 +74,16 @@ GPU = Sizes(losses=LOSSES, steps=600, batch=64,
             sweep_sets=("size=16", "base_filters=32", "eval_every=150", "checkpoint_every=150", "sample_every=75",
                         "eval_samples=500"),
             bench_env={"BATCH": "256", "STEPS": "50", "ROUNDS": "3", "PRECISIONS": "float32,mixed_bfloat16"},
-            sweep_timeout_s=420, bench_timeout_s=300)
+            sweep_timeout_s=420, bench_timeout_s=300,
+            pack_env={"KS": "1,8,32", "SIZES": "32", "BATCH": "64", "FILTERS": "32", "STEPS": "30", "WARMUP": "5"})
 CPU = Sizes(losses=LOSSES[:1], steps=6, batch=16,
             sweep_sets=("size=16", "base_filters=8", "eval_every=6", "checkpoint_every=6", "sample_every=6",
                         "eval_samples=64"),
             bench_env={"BATCH": "16", "STEPS": "2", "ROUNDS": "1", "PRECISIONS": "float32"},
-            sweep_timeout_s=600, bench_timeout_s=600)
+            sweep_timeout_s=600, bench_timeout_s=600,
+            pack_env={"KS": "2", "SIZES": "16", "BATCH": "16", "FILTERS": "8", "STEPS": "2", "WARMUP": "1"})
+#: Experiments at once on the GPU in the --per-gpu stage (the demo's three losses all fit at once).
+PER_GPU = "4"
 
 
 class GpuSampler:
@@ -160,9 +169,10 @@ def environment(work: Path) -> dict[str, Any]:
     return found
 
 
-def demo_sweep(work: Path, sizes: Sizes, gpus: str) -> dict[str, Any]:
+def demo_sweep(work: Path, sizes: Sizes, gpus: str, per_gpu: str = "1") -> dict[str, Any]:
     """The demo's sweep, queued with the JAX backend and run by the worker; what compare reports."""
     ganlab = [sys.executable, "-m", "ganlab", "--no-local-plugins"]
+    work.mkdir(parents=True, exist_ok=True)
     db = str(work / "experiments.db")
     add = [*ganlab, "queue", "add", "--db", db, "--arch", "dcgan", "--dataset", "digits", "--loss", ",".join(sizes.losses),
            "--steps", str(sizes.steps), "--batch-size", str(sizes.batch), "--backend", "jax", "--tag", "gpu-check"]
@@ -174,7 +184,7 @@ def demo_sweep(work: Path, sizes: Sizes, gpus: str) -> dict[str, Any]:
     started = time.monotonic()
     with GpuSampler() as gpu:
         worker = _run([*ganlab, "worker", "--db", db, "--runs-dir", str(work / "runs"), "--gpus", gpus,
-                       "--until-empty", "--quiet"], work, sizes.sweep_timeout_s)
+                       "--per-gpu", per_gpu, "--until-empty", "--quiet"], work, sizes.sweep_timeout_s)
     wall = time.monotonic() - started
     rows = json.loads(_run([*ganlab, "compare", "--db", db, "--json", "--status", "succeeded", "--status", "failed",
                             "--status", "diverged", "--status", "running"], work, 120).stdout or "[]")
@@ -201,6 +211,33 @@ def training_speed(work: Path, sizes: Sizes) -> dict[str, Any]:
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"batch": figures["batch"], "steps": figures["steps"], "rounds": figures["rounds"],
             "summary": figures["summary"], "gpu": gpu.summary(), "ok": True}
+
+
+def per_gpu_sweep(work: Path, sizes: Sizes, gpus: str) -> dict[str, Any]:
+    """The demo's sweep again with ``--per-gpu 4``: its runs share the GPU at once.
+
+    On the CPU (``--cpu``) the worker must refuse the option in one line, which is what is checked there.
+    """
+    if gpus == "none":
+        proc = _run([sys.executable, "-m", "ganlab", "worker", "--db", str(work / "refused.db"), "--gpus", "none",
+                     "--per-gpu", PER_GPU, "--until-empty"], work, 300)
+        lines = proc.stderr.strip().splitlines()
+        refused = proc.returncode != 0 and len(lines) == 1 and lines[0].startswith(f"Error: --per-gpu {PER_GPU} needs a GPU")
+        return {"per_gpu": PER_GPU, "refused_on_cpu": refused, "message": proc.stderr.strip()[-500:], "ok": refused}
+    return {"per_gpu": PER_GPU, **demo_sweep(work / "per_gpu", sizes, gpus, PER_GPU)}
+
+
+def pack_speed(work: Path, sizes: Sizes) -> dict[str, Any]:
+    """bench_pack.py on the JAX backend: images/s of packs of K seeds against one run alone."""
+    env = dict(_env(), **sizes.pack_env)
+    with GpuSampler() as gpu:
+        proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_pack.py")], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=sizes.bench_timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_pack.py failed: {(proc.stdout + proc.stderr).strip()[-3000:]}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"batch": figures["batch"], "steps": figures["steps"], "table": figures["table"], "gpu": gpu.summary(),
+            "ok": True}
 
 
 @dataclass
@@ -247,6 +284,22 @@ class Report:
             for name, s in speed["summary"].items():
                 lines.append(f"| {name} | {s['median']:.0f} | {s['best']:.0f} | {s['ratio']:.2f}x |")
             lines += ["", f"GPU while it ran: {_gpu_text(speed['gpu'])}", ""]
+        pack = self.stages.get("pack_speed", {})
+        if "table" in pack:
+            lines += [f"## Packed seeds (batch {pack['batch']} per seed, {pack['steps']} timed steps, images/s)", "",
+                      "| size | K | alone | pack | ratio |", "|---|---|---|---|---|"]
+            for r in pack["table"]:
+                lines.append(f"| {r['size']} | {r['k']} | {r['alone']:.0f} | {r['pack']:.0f} | {r['ratio']:.2f}x |")
+            lines += ["", f"GPU while it ran: {_gpu_text(pack['gpu'])}", ""]
+        shared = self.stages.get("per_gpu", {})
+        if "runs" in shared:
+            alone_s = sweep.get("wall_s")
+            ratio = f" ({alone_s / shared['wall_s']:.2f}x the one-at-a-time sweep)" if alone_s else ""
+            lines += [f"## --per-gpu {shared['per_gpu']}", "",
+                      f"The same sweep, its runs sharing the GPU: {shared['wall_s']:.0f} s{ratio}; "
+                      f"all succeeded: {shared['ok']}; GPU while it ran: {_gpu_text(shared['gpu'])}", ""]
+        elif "refused_on_cpu" in shared:
+            lines += [f"## --per-gpu {shared['per_gpu']}", "", f"Refused on the CPU as it should be: {shared['refused_on_cpu']}", ""]
         for name, stage in self.stages.items():
             if not stage["ok"]:
                 lines += [f"**{name} failed**: {stage.get('error', 'see gpu_check.json')}", ""]
@@ -284,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             report.stage("demo_sweep", demo_sweep, work, sizes, gpus)
             report.stage("training_speed", training_speed, work, sizes)
+            report.stage("pack_speed", pack_speed, work, sizes)
+            report.stage("per_gpu", per_gpu_sweep, work, sizes, gpus)
     (out / "gpu_check.json").write_text(json.dumps({"mode": report.mode, "ok": report.ok, **report.stages}, indent=2))
     text = report.markdown()
     (out / "gpu_check.md").write_text(text)

@@ -168,6 +168,16 @@ def test_worker_numbers_are_refused_before_a_worker_is_registered(folder: Path, 
         assert q.list_workers() == []
 
 
+@pytest.mark.parametrize("value", ["4", "auto", "0", "-1", "65", BIG, "x"])
+def test_per_gpu_on_a_worker_without_a_gpu_or_out_of_range_is_refused(folder: Path, value: str) -> None:
+    db = make_db(folder / "idle.db", queued=1)
+    line = refused(["worker", "--db", str(db), "--gpus", "none", "--until-empty", "--per-gpu", value], folder,
+                   f"--per-gpu {value}" if value in ("4", "auto") else f"--per-gpu '{value}' is not valid")
+    assert "needs a GPU" in line or "use a count from 1 to 64, or auto" in line
+    with Queue.open(str(db)) as q:
+        assert q.list_workers() == [] and q.count_by_status()["queued"] == 1
+
+
 def test_logs_n_must_be_at_least_one(queued: Path) -> None:
     run_dir = queued.parent / "runs" / "exp0"
     run_dir.mkdir(parents=True)
@@ -309,6 +319,39 @@ def test_max_experiments_raises_the_limit(queued: Path) -> None:
             "more than the limit of 5")
     refused([*args, "--max-experiments", "5", "--dry-run"], queued.parent, "this sweep is 6 experiments")
     assert "6 experiment(s) queued" in ok([*args, "--max-experiments", "6"]).output
+
+
+PACK_CASES = [
+    (["--seeds", "0", "--pack", "2", "--backend", "jax"], "needs at least two seeds"),
+    (["--pack", "2", "--backend", "jax"], "needs at least two seeds"),
+    (["--seeds", "0,1", "--pack", "1", "--backend", "jax"], "a pack holds at least 2 seeds"),
+    (["--seeds", "0,1,2", "--pack", "2", "--backend", "jax"], "does not divide the 3 seeds"),
+    (["--seeds", "0,1", "--pack", "4", "--backend", "jax"], "does not divide the 2 seeds"),
+    (["--seeds", "0,1", "--pack", "2"], "--pack needs --backend jax"),
+    (["--seeds", "0,1", "--pack", "2", "--backend", "tensorflow"], "--pack needs --backend jax"),
+    (["--seeds", "0,1", "--pack", "2", "--backend", "jax", "--set", "lr_g=1e-4,2e-4"], "but lr_g varies too"),
+    (["--seeds", "0,1", "--pack", "2", "--backend", "jax", "--loss", "hinge,non-saturating"], "but loss varies too"),
+    (["--seeds", "0,1", "--pack", "2", "--backend", "jax", "--dry-run", "--set", "lr_g=1e-4,2e-4"], "varies too"),
+    (["--seeds", "0,1", "--pack", "0", "--backend", "jax"], "'--pack'"),
+    (["--pack", "2", "-f", "{sweep}"], "--pack cannot be combined with -f"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), PACK_CASES)
+def test_a_pack_that_cannot_be_made_is_refused_and_nothing_stored(queued: Path, args: list[str], fragment: str) -> None:
+    sweep = queued.parent / "seeds.toml"
+    sweep.write_text('seeds = [0, 1]\n[grid]\nset = { steps = [5] }\n')
+    args = [a.replace("{sweep}", str(sweep)) for a in args]
+    refused(_queue(str(queued), "add", "--steps", "5", *args), queued.parent, fragment)
+
+
+def test_a_valid_pack_is_queued_with_one_key_per_pack(queued: Path) -> None:
+    out = ok(_queue(str(queued), "add", "--steps", "5", "--backend", "jax", "--seeds", "0,1,2,3", "--pack", "2")).output
+    assert "4 experiment(s) queued in packs of up to 2 seeds" in out
+    with Store.open(f"sqlite:///{queued}") as store:
+        records = [store.get(r.id) for r in store.list_experiments()]
+        keys = [r.pack_key for r in sorted(records, key=lambda r: r.id) if r.config["train"]["backend"] == "jax"]
+    assert len(keys) == 4 and keys[0] == keys[1] != keys[2] == keys[3] and None not in keys
 
 
 def test_a_sweep_file_over_the_size_limit_is_refused_unread(queued: Path) -> None:

@@ -90,6 +90,11 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
     for v in ("[/]", f"{ESC}x", "", "nosuch", "a" * 5000, "x\x00y", "../x"):
         yield f"study-show-{v[:12]!r}", ["study", "show", v]
         yield f"compare-study-{v[:12]!r}", ["compare", "--study", v]
+    for v in ("1", "3", "0", "-2", "x", HUGE):
+        yield f"add-pack-{v!r}", [*add, "--backend", "jax", "--seeds", "0,1", "--pack", v]
+    yield "add-pack-tensorflow", [*add, "--seeds", "0,1", "--pack", "2"]
+    yield "add-pack-no-seeds", [*add, "--backend", "jax", "--pack", "2"]
+    yield "add-pack-other-axis", [*add, "--backend", "jax", "--seeds", "0,1", "--pack", "2", "--set", "lr_g=1e-4,2e-4"]
     for ident in BAD_INTS + ("0", "-1", "99999"):
         yield f"show-{ident!r}", ["queue", "show", ident]
         yield f"cancel-{ident!r}", ["queue", "cancel", ident]
@@ -121,6 +126,8 @@ def _cases() -> Iterator[tuple[str, list[str]]]:
         yield f"worker-max-experiments-{v!r}", ["worker", "--until-empty", "--max-experiments", v]
     for v in ("nan", "-1", "x", "0,0", "[/]", HUGE):
         yield f"worker-gpus-{v!r}", ["worker", "--until-empty", "--gpus", v]
+    for v in ("0", "65", "x", "", HUGE, "2", "auto"):
+        yield f"worker-per-gpu-{v!r}", ["worker", "--until-empty", "--gpus", "none", "--per-gpu", v]
     for v in (HUGE, "0", "-1", "nan"):
         yield f"demo-steps-{v!r}", ["demo", "--steps", v]
         yield f"demo-batch-{v!r}", ["demo", "--batch-size", v]

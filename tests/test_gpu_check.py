@@ -45,6 +45,11 @@ def test_the_gpu_check_runs_every_stage_on_jax_without_tensorflow(tmp_path):
         speed["ganlab float32"]["median"] / speed["reference float32"]["median"], rel=1e-6)
     text = (out / "gpu_check.md").read_text()
     assert "| dcgan-digits-non-saturating | succeeded | 6 |" in text and "| ganlab float32 |" in text
+    pack = report["pack_speed"]["table"]
+    assert [(r["size"], r["k"]) for r in pack] == [(16, 2)]
+    assert all(r["pack"] > 0 and r["ratio"] == pytest.approx(r["pack"] / r["alone"], rel=1e-6) for r in pack)
+    assert "| 16 | 2 |" in text
+    assert report["per_gpu"]["refused_on_cpu"] is True and "Refused on the CPU as it should be: True" in text
 
     # Nothing of ganlab's asks for TensorFlow on the JAX path; Keras's own optional probe (seeding
     # TensorFlow's generator too when it is there) may, and finds it missing. The check's environment

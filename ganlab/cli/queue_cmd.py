@@ -21,6 +21,7 @@ from ganlab.errors import ConfigError, DatabaseMissing
 from ganlab.limits import DEFAULT_MAX_EXPERIMENTS
 from ganlab.metrics.selection import DEFAULT_METRICS, metric_names
 from ganlab.names import check_name, printable
+from ganlab.pack_plan import check_pack, pack_keys
 from ganlab.plugin_files import PluginFile, check_folder, read_source
 from ganlab.store.records import ExperimentRecord, NewExperiment, check_tag
 from ganlab.store.storage import Store
@@ -50,6 +51,8 @@ def _open(ctx: click.Context, *, read_only: bool = False) -> Store:
 @click.option("--priority", type=Priority, default=None, help="Higher runs first (default 0).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Label for filtering (list --tag, worker --tag). Repeatable.")
 @click.option("--seeds", default=None, metavar="S,S,...", help="Repeat every experiment with each of these seeds.")
+@click.option("--pack", type=Count, default=None, metavar="K",
+              help="Train every K seeds of --seeds together in one compiled step (JAX only; see docs/worker.md).")
 @click.option("-f", "--file", "sweep_file", default=None, metavar="SWEEP.toml", help="Read a sweep file (see docs/queue.md).")
 @click.option("--dry-run", is_flag=True, help="Print what would be queued; store nothing.")
 @click.option("--allow-duplicates", is_flag=True, help="Queue configs identical to queued, running or succeeded ones.")
@@ -73,6 +76,7 @@ def add(
     priority: int | None,
     tags: tuple[str, ...],
     seeds: str | None,
+    pack: int | None,
     sweep_file: str | None,
     dry_run: bool,
     allow_duplicates: bool,
@@ -111,6 +115,8 @@ def add(
         return
     resolver = Resolver(registry)
     planned = expand(resolver, grids, max_experiments=max_experiments)
+    if pack is not None:
+        check_pack(pack, grids[0] if sweep_file is None else None, planned)
     if not no_build_check:  # every architecture built for its data shape, once per distinct build (cached)
         check_builds(resolver, (p.config for p in planned), say=lambda m: click.echo(m, err=True))
     if dry_run:
@@ -120,11 +126,13 @@ def add(
         queue_grid_study(ctx, registry, planned, settings, name=name, allow_duplicates=allow_duplicates, quiet=quiet)
         return
     files = functools.lru_cache(maxsize=None)(registry.plugin_files)  # a sweep has few distinct plugin triples
+    keys: list[str | None] = list(pack_keys(planned, pack)) if pack is not None else [None] * len(planned)
     items = [
         NewExperiment(p.config, p.name, p.priority, p.tags,
                       plugin_files=files(p.config.architecture, p.config.dataset, p.config.loss, p.config.augmentation,
-                                         metric_names(p.config.train.get("metrics", DEFAULT_METRICS))))
-        for p in planned
+                                         metric_names(p.config.train.get("metrics", DEFAULT_METRICS))),
+                      pack_key=key)
+        for p, key in zip(planned, keys)
     ]
     with open_db(ctx, Store, create=True) as store:
         result = store.enqueue(items, allow_duplicates=allow_duplicates)
@@ -137,7 +145,8 @@ def add(
                              "--allow-duplicates queues it anyway" for skip in result.skipped), err=True)
     if not quiet:
         extra = f", {len(result.skipped)} skipped as duplicates" if result.skipped else ""
-        click.echo(f"{len(result.queued)} experiment(s) queued in {where}{extra}")
+        packed = f" in packs of up to {pack} seeds" if pack is not None and result.queued else ""
+        click.echo(f"{len(result.queued)} experiment(s) queued{packed} in {where}{extra}")
 
 
 def _file_grids(

@@ -14,6 +14,7 @@ from ganlab.limits import MAX_LEASE_S, MAX_POLL_S
 from ganlab.store.models import utcnow
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Queue
 from ganlab.worker.display import WorkerDisplay
+from ganlab.worker.gpu_share import check_per_gpu, parse_per_gpu
 from ganlab.worker.gpus import parse_gpus
 from ganlab.worker.loop import Worker, WorkerOptions
 
@@ -22,6 +23,9 @@ from ganlab.worker.loop import Worker, WorkerOptions
 @db_option
 @click.option("--gpus", default="auto", show_default=True, metavar="auto|none|0,1,…",
               help="GPUs to run on, one experiment each; none runs one experiment at a time on the CPU.")
+@click.option("--per-gpu", "per_gpu", default="1", show_default=True, metavar="K|auto",
+              help="Experiments at once on each GPU, each its own process with 1/K of the GPU's memory; auto "
+                   "admits another while the GPU's measured memory leaves room (see docs/worker.md).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Where new run directories are created.")
 @click.option("--until-empty", is_flag=True, help="Exit 0 once nothing is queued or running.")
@@ -41,7 +45,7 @@ from ganlab.worker.loop import Worker, WorkerOptions
               help="Run no local plugin file; experiments that need one fail (like ganlab --no-local-plugins worker).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
-def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_experiments: int | None,
+def worker(ctx: click.Context, gpus: str, per_gpu: str, runs_dir: str, until_empty: bool, max_experiments: int | None,
            poll_s: float, lease_s: float, tags: tuple[str, ...], max_attempts: int, prestart: bool,
            no_local_plugins: bool, quiet: bool) -> None:
     """Run queued experiments one after another, each in its own process (one per GPU).
@@ -49,8 +53,11 @@ def worker(ctx: click.Context, gpus: str, runs_dir: str, until_empty: bool, max_
     Ctrl-C (or SIGTERM) checkpoints the running experiments, puts them back in
     the queue and exits 0; a second Ctrl-C stops at once.
     """
+    per_gpu_count = parse_per_gpu(per_gpu)
+    slots = parse_gpus(gpus)
+    check_per_gpu(per_gpu_count, slots)
     options = WorkerOptions(
-        slots=parse_gpus(gpus), runs_root=Path(runs_dir), lease_s=lease_s, poll_s=poll_s, tags=tags,
+        slots=slots, per_gpu=per_gpu_count, runs_root=Path(runs_dir), lease_s=lease_s, poll_s=poll_s, tags=tags,
         max_attempts=int(max_attempts), max_experiments=max_experiments, until_empty=until_empty,
         plugins_dir=ctx.obj.worker_plugins_dir(local=not no_local_plugins), prestart=prestart,
     )
@@ -62,6 +69,8 @@ def run_worker(queue: Queue, options: WorkerOptions, *, quiet: bool = False) -> 
     """Run a worker with a terminal display (shared by ``ganlab demo``)."""
     display = WorkerDisplay(quiet=quiet)
     slots = ", ".join(f"GPU {s}" for s in options.slots if s is not None) or "the CPU"
+    if options.per_gpu != 1 and slots != "the CPU":
+        slots += f", {'auto' if options.per_gpu is None else options.per_gpu} experiments per GPU"
     display.event(f"worker on {slots}, queue {queue.where}")
     w = Worker(queue, options, display)
     w.run()

@@ -101,6 +101,7 @@ def add_experiments(
             "priority": int(item.priority),
             "total_steps": int(item.config.train.get("steps", 0)),
             "plugin_files": files_json[item.plugin_files],
+            "pack_key": item.pack_key,
         }
         for item, h in keep
     ]

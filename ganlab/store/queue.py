@@ -92,33 +92,49 @@ class Reclaimed:
     reason: str
 
 
+_CLAIMED_VALUES = dict(
+    status="running", fence=Experiment.fence + 1, attempts=Experiment.attempts + 1,
+    worker_id=bindparam("worker_id"), worker_host=bindparam("worker_host"), worker_pid=bindparam("worker_pid"),
+    lease_expires_at=bindparam("expires", type_=UTCDateTime()), started_at=bindparam("now", type_=UTCDateTime()),
+    heartbeat_at=bindparam("now", type_=UTCDateTime()), finished_at=None, cancel_requested=False,
+    # A reason left from an earlier ending (a pruned run extended) is not this run's; a pruner's
+    # pending decision never reaches here: reclaim_expired ends such a run as pruned instead.
+    stop_reason=None,
+)
+
+
 @functools.cache
-def _claim_statements(by_tag: bool) -> tuple[Select[Any], Update]:
-    """The claim's probe (any candidate?) and take statements, built once: claims are the hot path."""
+def _claim_statements(by_tag: bool) -> tuple[Select[Any], Update, Update]:
+    """The claim's probe (any candidate?), take and take-the-pack statements, built once: claims are the hot path."""
     candidate = Experiment.__table__.alias("candidate")  # an alias, so the subquery is not correlated
+    earlier = Experiment.__table__.alias("earlier")
     pick = select(candidate.c.id).where(candidate.c.status == "queued")
     if by_tag:
         pick = pick.where(exists().where(
             ExperimentTag.experiment_id == candidate.c.id, ExperimentTag.tag.in_(bindparam("tags", expanding=True))
         ))
     probe = pick.limit(1)
+    # A pack is entered only by its first queued row: two claimers can then never split one
+    # (on PostgreSQL, B skipping A's locked first row finds the pack's other rows ineligible).
+    pick = pick.where(~exists().where(
+        earlier.c.pack_key == candidate.c.pack_key, earlier.c.status == "queued", earlier.c.id < candidate.c.id
+    ))
     pick = pick.order_by(candidate.c.priority.desc(), candidate.c.id).limit(1).with_for_update(skip_locked=True)
     # One statement picks and takes the row: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING.
     take = (
         update(Experiment)
         .where(Experiment.id == pick.scalar_subquery(), Experiment.status == "queued")
-        .values(
-            status="running", fence=Experiment.fence + 1, attempts=Experiment.attempts + 1,
-            worker_id=bindparam("worker_id"), worker_host=bindparam("worker_host"), worker_pid=bindparam("worker_pid"),
-            lease_expires_at=bindparam("expires", type_=UTCDateTime()), started_at=bindparam("now", type_=UTCDateTime()),
-            heartbeat_at=bindparam("now", type_=UTCDateTime()), finished_at=None, cancel_requested=False,
-            # A reason left from an earlier ending (a pruned run extended) is not this run's; a pruner's
-            # pending decision never reaches here: reclaim_expired ends such a run as pruned instead.
-            stop_reason=None,
-        )
+        .values(**_CLAIMED_VALUES)
         .returning(*Experiment.__table__.c)
     )
-    return probe, take
+    # The rest of the pack, in the same transaction: all of its queued rows or, with the first, none.
+    take_pack = (
+        update(Experiment)
+        .where(Experiment.pack_key == bindparam("pack"), Experiment.status == "queued")
+        .values(**_CLAIMED_VALUES)
+        .returning(*Experiment.__table__.c)
+    )
+    return probe, take, take_pack
 
 
 def json_safe(value: Any) -> Any:
@@ -151,24 +167,52 @@ class Queue(Store):
         """Atomically take the next queued experiment (highest priority, then oldest), or None.
 
         ``tags``: only experiments carrying at least one of these tags.
-        Increments the fencing token and the attempt count.
+        Increments the fencing token and the attempt count. A packed
+        experiment is taken alone (it then trains alone); see :meth:`claim_pack`.
         """
+        claims = self._claim(worker_id, host, pid, lease_s, tags, packs=False)
+        return claims[0] if claims else None
+
+    def claim_pack(
+        self,
+        worker_id: str,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        tags: Sequence[str] | None = None,
+    ) -> list[Claim]:
+        """Like :meth:`claim`, but a packed experiment comes with every queued row of its pack (same
+        ``pack_key``), in one transaction: the list holds one claim, a whole pack's, or none.
+
+        Each row gets its own fencing token and lease, renewed and ended one by one as usual.
+        """
+        return self._claim(worker_id, host, pid, lease_s, tags, packs=True)
+
+    def _claim(
+        self, worker_id: str, host: str | None, pid: int | None, lease_s: float, tags: Sequence[str] | None, *,
+        packs: bool,
+    ) -> list[Claim]:
         check_transition("queued", "running")
         while True:
-            taken = self._take(worker_id, host, pid, lease_s, tags)
+            taken = self._take(worker_id, host, pid, lease_s, tags, packs)
             if taken is None:
-                return None
-            row, expires = taken
-            if row.get("study_id") is not None and str(row["config_hash"]).startswith(UNSAMPLED):
-                try:
-                    self._sample(row["id"], row["fence"])
-                except ConfigError as exc:
-                    # A study row out of shape (the queue is untrusted input): this trial fails, the claim goes on.
-                    self.finish(row["id"], row["fence"], "failed", error=f"could not sample this trial: {exc}")
-                    continue
-                row = {"id": row["id"]}  # read again below: the config now holds the drawn values
-            record = self._claimed_record(row)
-            return Claim(record, record.fence, expires)
+                return []
+            rows, expires = taken
+            claims = []
+            for row in rows:
+                if row.get("study_id") is not None and str(row["config_hash"]).startswith(UNSAMPLED):
+                    try:
+                        self._sample(row["id"], row["fence"])
+                    except ConfigError as exc:
+                        # A study row out of shape (the queue is untrusted input): this trial fails, the claim goes on.
+                        self.finish(row["id"], row["fence"], "failed", error=f"could not sample this trial: {exc}")
+                        continue
+                    row = {"id": row["id"]}  # read again below: the config now holds the drawn values
+                record = self._claimed_record(row)
+                claims.append(Claim(record, record.fence, expires))
+            if claims:
+                return claims
 
     @reconnects(idempotent=True)
     def _sample(self, exp_id: int, token: int) -> None:
@@ -215,10 +259,11 @@ class Queue(Store):
 
     @reconnects()
     def _take(
-        self, worker_id: str, host: str | None, pid: int | None, lease_s: float, tags: Sequence[str] | None
-    ) -> tuple[Mapping[str, Any], datetime] | None:
-        """The claim's write: the taken row and its lease's end, or None when there was nothing to take."""
-        probe, take = _claim_statements(bool(tags))
+        self, worker_id: str, host: str | None, pid: int | None, lease_s: float, tags: Sequence[str] | None,
+        packs: bool = False,
+    ) -> tuple[list[Mapping[str, Any]], datetime] | None:
+        """The claim's write: the taken rows and their leases' end, or None when there was nothing to take."""
+        probe, take, take_pack = _claim_statements(bool(tags))
         params: dict[str, Any] = {"tags": list(tags)} if tags else {}
         # Idle workers poll; a plain read first spares them SQLite's database-wide write lock.
         # Right after a claim that found work the queue most likely has more: skip the read.
@@ -235,11 +280,15 @@ class Queue(Store):
         )
         with self._tx(write=True) as conn:
             row = conn.execute(take, params).mappings().one_or_none()
+            rows = [row] if row is not None else []
+            if row is not None and packs and row["pack_key"] is not None:
+                rest = conn.execute(take_pack, {**params, "pack": row["pack_key"]}).mappings().all()
+                rows += sorted(rest, key=lambda r: r["id"])
         if row is None:
             self._found_work.discard(key)
             return None  # the queue ran dry, or another worker took the last one after our read
         self._found_work.add(key)
-        return row, expires
+        return rows, expires
 
     @reconnects()
     def _claimed_record(self, row: Mapping[str, Any]) -> ExperimentRecord:

@@ -35,6 +35,8 @@ class NewExperiment:
     tags: tuple[str, ...] = ()
     #: The local plugin files the config uses, with their SHA-256 (``Registry.plugin_files``).
     plugin_files: tuple[PluginFile, ...] = ()
+    #: Shared by the seeds queued with ``--pack``: a worker claims and trains them together.
+    pack_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ganlab.config import ExperimentConfig
 from ganlab.errors import ConfigError
@@ -73,6 +73,43 @@ def run_experiment(
     print_result(result, stop.signal_name, orphaned)
     chain.on_result(result)
     return result
+
+
+def run_pack_experiment(
+    configs: Sequence[ExperimentConfig],
+    run_dirs: Sequence[str | os.PathLike[str]],
+    reporters: Sequence[object],
+    logs: Sequence[TextIO],
+    *,
+    registry: Registry | None = None,
+    wait_s: float = 0.0,
+    watch: Any = None,
+) -> list[TrainResult]:
+    """Train a pack (:func:`ganlab.training.pack_trainer.train_pack`) the way :func:`run_experiment` trains one run.
+
+    Each member ends on its own: as soon as it does, its result line goes to
+    its ``logs`` stream (its train.log) and its result to its reporter, while
+    the others train on. Always resumes.
+    """
+    from ganlab.training.backend import activate_backend
+    from ganlab.training.pack_trainer import train_pack
+
+    activate_backend("jax")
+    stop = StopFlag()
+    chains = [MultiReporter(*(r for r in (reporter, watch) if r is not None), stop=stop) for reporter in reporters]
+
+    def ended(index: int, result: TrainResult) -> None:
+        orphaned = watch is not None and watch.gone()
+        if orphaned and result.status in ("succeeded", "stopped"):
+            result.status = "released"  # as in run_experiment: the worker that resumes it records it
+        chains[index].on_end()
+        with redirect_stdout(logs[index]), redirect_stderr(logs[index]):
+            print_result(result, stop.signal_name, orphaned)
+        chains[index].on_result(result)
+
+    with stop.on_signals((signal.SIGINT, signal.SIGTERM)), _run_dir_errors(Path(run_dirs[0]).parent):
+        return train_pack(configs, run_dirs, chains, resume=True, registry=registry, wait_s=wait_s,
+                          on_member_end=ended)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping
+from typing import TextIO
 
 from ganlab.training.report import BaseReporter
 
@@ -36,13 +37,14 @@ class LineReporter(BaseReporter):
     child prints them into the run's ``train.log``, which ``ganlab logs`` shows.
     """
 
-    def __init__(self, min_interval: float = 5.0) -> None:
+    def __init__(self, min_interval: float = 5.0, stream: TextIO | None = None) -> None:
         self.min_interval = min_interval
+        self.stream = stream  # None: stderr (a pack member writes to its own train.log)
         self.total = 0
         self._last = -math.inf
 
     def _say(self, line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+        print(line, file=self.stream or sys.stderr, flush=True)
 
     def on_start(self, start_step: int, total_steps: int) -> None:
         self.total = total_steps

@@ -6,6 +6,9 @@ The child writes one JSON object per line to an inherited file descriptor
 of any store code and lets the worker stay the only writer of its
 experiments' rows (it holds the fencing token).
 
+A pack's child (:mod:`ganlab.training.pack_trainer`) shares one pipe among
+its members: each event then carries the member's experiment ``id``.
+
 Events: ``start`` (step, total), ``progress`` (step, losses, steps_per_s,
 images_per_s), ``eval`` (step, metrics), ``checkpoint`` (step) and, last,
 exactly one ``result``: how the run ended, the worker's one source for the
@@ -49,14 +52,22 @@ class PipeReporter:
     def __init__(self, fd: int) -> None:
         self._file = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
         self._broken = False
+        self._tag: dict[str, Any] = {}
+
+    def for_experiment(self, exp_id: int) -> PipeReporter:
+        """A reporter over the same pipe whose events carry ``"id": exp_id`` (one per member of a pack)."""
+        view = object.__new__(PipeReporter)
+        view._file, view._broken, view._tag = self._file, False, {"id": exp_id}
+        return view
 
     def _send(self, event: str, **data: Any) -> None:
         if self._broken:
             return
         try:
-            self._file.write(json.dumps({"event": event, **data}, default=float) + "\n")
-        except (BrokenPipeError, OSError):
-            # The worker is gone; training goes on and checkpoints, the lease decides ownership.
+            self._file.write(json.dumps({"event": event, **self._tag, **data}, default=float) + "\n")
+        except (BrokenPipeError, OSError, ValueError):
+            # The worker is gone (or, for a pack member, the pipe closed); training goes on and
+            # checkpoints, the lease decides ownership.
             self._broken = True
 
     def on_start(self, start_step: int, total_steps: int) -> None:

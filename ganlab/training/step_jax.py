@@ -45,6 +45,9 @@ class JaxStep:
         self.s = settings
         self.state: State = {}
         attach_state(gan, settings.augment)
+        # The seed enters the compiled step as a key, not a constant, so that one compiled
+        # step serves K seeds under jax.vmap (ganlab.training.step_pack).
+        self.key = seed_key(settings.seed)
         self.pull()
         # No buffer donation: the EMA copies alias the generator's statistics, and
         # GAN weights are small next to the activations a step allocates.
@@ -58,7 +61,7 @@ class JaxStep:
 
         Gradient norms are computed only with ``norms`` (0 otherwise).
         """
-        self.state, out = self._train(self.state, images, labels, np.int32(step), np.bool_(norms))
+        self.state, out = self._train(self.state, images, labels, np.int32(step), np.bool_(norms), self.key)
         return out
 
     def generate(self, z: np.ndarray, labels: np.ndarray | None, ema: bool = True) -> np.ndarray:
@@ -70,48 +73,11 @@ class JaxStep:
 
     def pull(self) -> None:
         """Read the Keras variables into the step's state (at start and after a restore)."""
-        import jax.numpy as jnp
-
-        gan = self.gan
-
-        def values(variables: list[Any]) -> list[Any]:
-            # Copies, so the arrays the step replaces are never the ones the variables hold.
-            return [jnp.array(v.value, copy=True) for v in variables]
-
-        self.state = {
-            "g_tv": values(gan.generator.trainable_variables),
-            "g_ntv": values(gan.generator.non_trainable_variables),
-            "d_tv": values(gan.discriminator.trainable_variables),
-            "d_ntv": values(gan.discriminator.non_trainable_variables),
-            "g_opt": values(gan.g_opt.variables),
-            "d_opt": values(gan.d_opt.variables),
-        }
-        if gan.ema_generator is not None:
-            self.state["ema_tv"] = values(gan.ema_generator.trainable_variables)
-            self.state["ema_ntv"] = values(gan.ema_generator.non_trainable_variables)
-        if gan.augment_p is not None:
-            self.state["aug_p"] = values([gan.augment_p])
+        self.state = read_state(self.gan)
 
     def push(self) -> None:
         """Write the step's state back to the Keras variables."""
-        import jax.numpy as jnp
-
-        gan = self.gan
-        pairs = [
-            (gan.generator.trainable_variables, "g_tv"),
-            (gan.generator.non_trainable_variables, "g_ntv"),
-            (gan.discriminator.trainable_variables, "d_tv"),
-            (gan.discriminator.non_trainable_variables, "d_ntv"),
-            (gan.g_opt.variables, "g_opt"),
-            (gan.d_opt.variables, "d_opt"),
-        ]
-        if gan.ema_generator is not None:
-            pairs += [(gan.ema_generator.trainable_variables, "ema_tv"), (gan.ema_generator.non_trainable_variables, "ema_ntv")]
-        if gan.augment_p is not None:
-            pairs.append(([gan.augment_p], "aug_p"))
-        for variables, key in pairs:
-            for variable, value in zip(variables, self.state[key]):
-                variable.assign(jnp.array(value, copy=True))
+        write_state(self.gan, self.state)
 
     # --------------------------------------------------------------- compiled
 
@@ -122,11 +88,13 @@ class JaxStep:
         images, _ = model.stateless_call(tv, ntv, self.gan.generator_inputs(z, labels), training=False)
         return images.astype(jnp.float32)
 
-    def _train_step(self, state: State, images: Any, labels: Any, step: Any, norms: Any) -> tuple[State, dict[str, Any]]:
+    def _train_step(
+        self, state: State, images: Any, labels: Any, step: Any, norms: Any, seed_key: Any
+    ) -> tuple[State, dict[str, Any]]:
         import jax
 
         state = dict(state)
-        key = jax.random.fold_in(jax.random.PRNGKey(self.s.seed), step)
+        key = jax.random.fold_in(seed_key, step)
         out: dict[str, Any] = {}
         if self.s.n_critic == 1:
             out = self._joint_update(state, images[0], None if labels is None else labels[0], key, norms)
@@ -313,6 +281,47 @@ class JaxStep:
         state["ema_tv"] = [decay * e + (1.0 - decay) * w for e, w in zip(state["ema_tv"], state["g_tv"])]
         # Batch-norm statistics and seed states are copied, not averaged.
         state["ema_ntv"] = list(state["g_ntv"])
+
+
+def seed_key(seed: int) -> np.ndarray:
+    """The run's base random key, as host data (the same bits ``PRNGKey(seed)`` gives inside a trace)."""
+    import jax
+
+    return np.asarray(jax.random.PRNGKey(seed))
+
+
+def _groups(gan: Gan) -> list[tuple[str, list[Any]]]:
+    """The state's keys and the Keras variables each one mirrors, in a fixed order."""
+    pairs = [
+        ("g_tv", gan.generator.trainable_variables),
+        ("g_ntv", gan.generator.non_trainable_variables),
+        ("d_tv", gan.discriminator.trainable_variables),
+        ("d_ntv", gan.discriminator.non_trainable_variables),
+        ("g_opt", gan.g_opt.variables),
+        ("d_opt", gan.d_opt.variables),
+    ]
+    if gan.ema_generator is not None:
+        pairs += [("ema_tv", gan.ema_generator.trainable_variables), ("ema_ntv", gan.ema_generator.non_trainable_variables)]
+    if gan.augment_p is not None:
+        pairs.append(("aug_p", [gan.augment_p]))
+    return pairs
+
+
+def read_state(gan: Gan) -> State:
+    """``gan``'s variables as a step state."""
+    import jax.numpy as jnp
+
+    # Copies, so the arrays the step replaces are never the ones the variables hold.
+    return {key: [jnp.array(v.value, copy=True) for v in variables] for key, variables in _groups(gan)}
+
+
+def write_state(gan: Gan, state: State) -> None:
+    """Assign a step state to ``gan``'s variables."""
+    import jax.numpy as jnp
+
+    for key, variables in _groups(gan):
+        for variable, value in zip(variables, state[key]):
+            variable.assign(jnp.array(value, copy=True))
 
 
 def _unscaled(norm: Any, scale: Any) -> Any:

@@ -119,32 +119,49 @@ class Trainer:
             return self._run(resume, extend)
 
     def _run(self, resume: bool, extend: bool) -> TrainResult:
-        point = self.run_dir.claim(self.config, resume, extend=extend)
-        if point is not None and point.warning:
-            # Said at once, not only in the result: the user may prefer to stop and look.
-            print(f"warning: {point.warning}", file=sys.stderr, flush=True)
-            self.start_warnings.append(point.warning)
+        point = self.checkpoint_to_resume(resume, extend)
         data = self._load_data()
         params = self.train_params
         with dtype_policy(params["precision"]):
             gan = build_gan(self.config, self.arch_spec, data.info())
             gan_step = make_step(gan, self.settings, params["backend"])
-            state: dict[str, Any] = {}
-            fixed_z, fixed_labels = noise(GRID_SIZE, gan.latent_dim, gan.num_classes, params["seed"], GRID_STREAM)
-            if point is not None:
-                arrays, state = point.arrays, point.state
-                gan.load_arrays(arrays)
-                gan_step.pull()
-                fixed_z = arrays.get("fixed/z", fixed_z)
-                fixed_labels = arrays.get("fixed/labels", fixed_labels)
-            # Written only now: a run that could not even start leaves the directory free.
-            self.run_dir.save_config(self.config)
-            warning = precision_warning(params["precision"], on_accelerator(params["backend"]), cpu_flags())
-            if warning:
-                # Said now, not in the result hours later: the run is still cheap to stop.
-                print(f"warning: {warning}", file=sys.stderr, flush=True)
-            warnings = self.start_warnings + ([warning] if warning else [])
+            state, fixed_z, fixed_labels = self.restore(gan, gan_step, point)
+            warnings = self.start_warnings_now()
             return _Loop(self, data, gan, gan_step, state, fixed_z, fixed_labels, warnings).run()
+
+    # The set-up in steps, shared with a pack's trainer (ganlab.training.pack_trainer).
+
+    def checkpoint_to_resume(self, resume: bool, extend: bool = False) -> Any:
+        """Claim the run dir for this config; the checkpoint to resume from, if any (``extend``: see :func:`train`)."""
+        point = self.run_dir.claim(self.config, resume, extend=extend)
+        if point is not None and point.warning:
+            # Said at once, not only in the result: the user may prefer to stop and look.
+            print(f"warning: {point.warning}", file=sys.stderr, flush=True)
+            self.start_warnings.append(point.warning)
+        return point
+
+    def restore(self, gan: Gan, gan_step: Any, point: Any) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+        """Load ``point`` (if any) into ``gan`` and its step: ``(loop state, fixed z, fixed labels)``."""
+        params = self.train_params
+        state: dict[str, Any] = {}
+        fixed_z, fixed_labels = noise(GRID_SIZE, gan.latent_dim, gan.num_classes, params["seed"], GRID_STREAM)
+        if point is not None:
+            arrays, state = point.arrays, point.state
+            gan.load_arrays(arrays)
+            gan_step.pull()
+            fixed_z = arrays.get("fixed/z", fixed_z)
+            fixed_labels = arrays.get("fixed/labels", fixed_labels)
+        return state, fixed_z, fixed_labels
+
+    def start_warnings_now(self) -> list[str]:
+        """Write the config (only now: a run that could not even start leaves the directory free); the warnings."""
+        params = self.train_params
+        self.run_dir.save_config(self.config)
+        warning = precision_warning(params["precision"], on_accelerator(params["backend"]), cpu_flags())
+        if warning:
+            # Said now, not in the result hours later: the run is still cheap to stop.
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        return self.start_warnings + ([warning] if warning else [])
 
 
 def _note(message: str) -> None:
@@ -214,27 +231,43 @@ class _Loop:
     def run(self) -> TrainResult:
         total = int(self.train_params["steps"])
         try:
-            self._open_session()
-            self.reporter.on_start(self.start, total)
-            if self.stops.fired:
-                # Its stop fired before a crash kept it from being recorded: it ends the same way again.
-                return self._end_stopped(self.stops.fired, said=True)
-            if self.step >= total:
-                return self._finish("succeeded")
-            return self._train_until(total)
-        except _Diverged as exc:
-            self._settle_saves(quietly=True)
-            self.writer.hparams_end("failure")
-            kept = f"the last good checkpoint is step {self.checkpoint_step}" if self.checkpoint_step is not None else "no checkpoint was written"
-            return self._result("diverged", exc.step, error=f"{exc.what} at step {exc.step}; {kept}")
+            done = self.open(total)
+            return done if done is not None else self._train_until(total)
         except Exception as exc:  # noqa: BLE001 - a failed run is a result the caller records
-            self._settle_saves(quietly=True)
-            self.writer.hparams_end("failure")
-            return self._result("failed", self.step, error=summary_line(exc), tb=traceback.format_exc())
+            return self.ended_by(exc)
         finally:
-            with contextlib.suppress(Exception):  # a failed write was already reported above
-                self.saver.close()
-            self.writer.close()
+            self.close()
+
+    def open(self, total: int) -> TrainResult | None:
+        """Start the session; the result already, for a run with no step left."""
+        self._open_session()
+        self.reporter.on_start(self.start, total)
+        if self.stops.fired:
+            # Its stop fired before a crash kept it from being recorded: it ends the same way again.
+            return self.end_stopped(self.stops.fired, said=True)
+        if self.step >= total:
+            return self._finish("succeeded")
+        self.begin_training(total)
+        return None
+
+    def ended_by(self, exc: Exception) -> TrainResult:
+        """The result of a run that ``exc`` ended: diverged, or failed."""
+        self._settle_saves(quietly=True)
+        self.writer.hparams_end("failure")
+        if isinstance(exc, _Diverged):
+            kept = (f"the last good checkpoint is step {self.checkpoint_step}" if self.checkpoint_step is not None
+                    else "no checkpoint was written")
+            return self._result("diverged", exc.step, error=f"{exc.what} at step {exc.step}; {kept}")
+        tb = "".join(traceback.format_exception(exc))
+        return self._result("failed", self.step, error=summary_line(exc), tb=tb)
+
+    def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):  # a failed write was already reported in the result
+            self.saver.close()
+        self.writer.close()
 
     def _open_session(self) -> None:
         config = self.trainer.config
@@ -249,66 +282,55 @@ class _Loop:
         self.writer.hparams_end("running")
 
     def _train_until(self, total: int) -> TrainResult:
-        params = self.train_params
-        n_critic = int(params["n_critic"])
-        images_per_step = int(params["batch_size"]) * n_critic
-        every = {k: int(params[k]) for k in ("log_every", "sample_every", "eval_every", "checkpoint_every")}
-        window_steps, window_time = 0, 0.0
-        compiled = False
-        pending: tuple[int, dict[str, Any], bool] | None = None
         while self.step < total:
             if self.reporter.should_stop():
-                if pending is not None:
-                    self._fetch(*pending)
-                self._settle_saves()
-                if self.checkpoint_step != self.step:
-                    self._save(("latest",))
-                    self._settle_saves()
-                self.writer.hparams_end("unknown")
-                return self._result("released", self.step)
+                return self.stop_now()
             started = time.perf_counter()
-            images, labels = self.stream.next(n_critic)
-            logs = (self.step + 1) % every["log_every"] == 0 or self.step + 1 == total
+            images, labels, logs = self.next_batch()
             out = self.gan_step(images, labels, self.step + 1, norms=logs)
-            self.step += 1
-            # Read the previous step's losses while this one runs (JAX dispatches asynchronously).
-            if pending is not None:
-                self._fetch(*pending)
-            pending = (self.step, out, logs)
-            due = {k for k, n in every.items() if self.step % n == 0}
-            final = self.step == total
-            if due or final:
-                self._fetch(*pending)
-                pending = None
-            if compiled:  # the first step of a process is mostly compilation
-                window_time += time.perf_counter() - started
-                window_steps += 1
-            compiled = True
-            if "log_every" in due or final:
-                rate = window_steps / window_time if window_time > 0 else math.nan
-                self._log(rate, rate * images_per_step)
-                window_steps, window_time = 0, 0.0
-            if "sample_every" in due or final:
-                self._log_samples()
-            improved = False
-            if "eval_every" in due or final:
-                improved = self._evaluate()
-            which = (("latest",) if "checkpoint_every" in due or final else ()) + (("best",) if improved else ())
-            if which:
-                self._save(which)
-            elif self._saving is not None and not self.saver.busy():
-                self._settle_saves()
+            self.after_step(out, logs, started)
             if self.stop_reason is not None:
-                if pending is not None:
-                    self._fetch(*pending)
-                return self._end_stopped(self.stop_reason)
+                return self.end_stopped(self.stop_reason)
         return self._finish("succeeded")
 
-    def _end_stopped(self, reason: str, said: bool = False) -> TrainResult:
+    # The pieces of one step, shared with a pack's loop (ganlab.training.pack_trainer), which
+    # runs the step itself once for all its members.
+
+    def begin_training(self, total: int) -> None:
+        params = self.train_params
+        self.total = total
+        self.n_critic = int(params["n_critic"])
+        self.images_per_step = int(params["batch_size"]) * self.n_critic
+        self.every = {k: int(params[k]) for k in ("log_every", "sample_every", "eval_every", "checkpoint_every")}
+        self.window_steps, self.window_time = 0, 0.0
+        self.compiled = False
+        self.pending: tuple[int, Mapping[str, Any], bool] | None = None
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        """The next step's data and whether it logs (so computes gradient norms)."""
+        images, labels = self.stream.next(self.n_critic)
+        logs = (self.step + 1) % self.every["log_every"] == 0 or self.step + 1 == self.total
+        return images, labels, logs
+
+    def stop_now(self) -> TrainResult:
+        """Checkpoint where training is and end ``released`` (back to the queue, to resume later)."""
+        if self.pending is not None:
+            self._fetch(*self.pending)
+        self._settle_saves()
+        if self.checkpoint_step != self.step:
+            self._save(("latest",))
+            self._settle_saves()
+        self.writer.hparams_end("unknown")
+        return self._result("released", self.step)
+
+    def end_stopped(self, reason: str, said: bool = False) -> TrainResult:
         """End on a GAN-aware stop: checkpointed (its state says the stop fired), said in the Text dashboard.
 
         ``said``: the process that stopped it already wrote the checkpoint and the text.
         """
+        if getattr(self, "pending", None) is not None:  # none before the first step
+            self._fetch(*self.pending)
+            self.pending = None
         self._settle_saves()
         if self.checkpoint_step != self.step:
             self._save(("latest",))
@@ -318,6 +340,38 @@ class _Loop:
         # Not a failure: the run ended as its settings asked; the Text dashboard says why.
         self.writer.hparams_end("success")
         return self._result("stopped", self.step, stop_reason=reason)
+
+    def after_step(self, out: Mapping[str, Any], logs: bool, started: float) -> None:
+        """Everything after the step ran: losses, logs, samples, evaluation, checkpoints (may raise _Diverged)."""
+        every = self.every
+        self.step += 1
+        # Read the previous step's losses while this one runs (JAX dispatches asynchronously).
+        if self.pending is not None:
+            self._fetch(*self.pending)
+        self.pending = (self.step, out, logs)
+        due = {k for k, n in every.items() if self.step % n == 0}
+        final = self.step == self.total
+        if due or final:
+            self._fetch(*self.pending)
+            self.pending = None
+        if self.compiled:  # the first step of a process is mostly compilation
+            self.window_time += time.perf_counter() - started
+            self.window_steps += 1
+        self.compiled = True
+        if "log_every" in due or final:
+            rate = self.window_steps / self.window_time if self.window_time > 0 else math.nan
+            self._log(rate, rate * self.images_per_step)
+            self.window_steps, self.window_time = 0, 0.0
+        if "sample_every" in due or final:
+            self._log_samples()
+        improved = False
+        if "eval_every" in due or final:
+            improved = self._evaluate()
+        which = (("latest",) if "checkpoint_every" in due or final else ()) + (("best",) if improved else ())
+        if which:
+            self._save(which)
+        elif self._saving is not None and not self.saver.busy():
+            self._settle_saves()
 
     def _finish(self, status: str) -> TrainResult:
         self._settle_saves()

@@ -25,6 +25,7 @@ the worker's and the trainer's code only.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from typing import Any, BinaryIO
@@ -48,6 +49,8 @@ def run_job(job: dict[str, Any], watch: lifeline.WorkerWatch | None) -> int:
 
     pipe = PipeReporter(int(job["report_fd"]))
     try:
+        if "pack" in job:
+            return _run_pack(job, pipe, watch)
         return _run(job, pipe, watch)
     finally:
         pipe.close()
@@ -69,6 +72,10 @@ def _run(job: dict[str, Any], pipe: Any, watch: lifeline.WorkerWatch | None) -> 
             prefer_backend(str(raw["train"]["backend"]))
         except (KeyError, TypeError):
             pass  # a malformed config is refused below, with its reason
+        if os.environ.get("KERAS_BACKEND") == "tensorflow":
+            from ganlab.worker.gpu_share import apply_tf_memory_limit
+
+            apply_tf_memory_limit()  # --per-gpu: this process's share, before TensorFlow touches the GPU
         registry = _registry(job)
         config = checked_config(registry, raw, f"experiment {job.get('id')}'s queued config")
         # The progress lines go to train.log (this process's output), where 'ganlab logs' shows them.
@@ -84,6 +91,50 @@ def _run(job: dict[str, Any], pipe: Any, watch: lifeline.WorkerWatch | None) -> 
             traceback.print_exc()
         sys.stderr.flush()
         pipe.on_start_failure(exc)
+        return exit_code(exc)
+
+
+def _run_pack(job: dict[str, Any], pipe: Any, watch: lifeline.WorkerWatch | None) -> int:
+    """A pack's members (``job["pack"]``: id, config, run_dir, pins each) trained together.
+
+    Every member gets its events and its one result, tagged with its id; a
+    pack that cannot start sends each member the same start failure. Each
+    member's progress and result lines go to its own ``train.log``.
+    """
+    from contextlib import ExitStack
+
+    from ganlab.config import checked_config
+    from ganlab.errors import GanlabError
+    from ganlab.names import printable
+    from ganlab.training.backend import prefer_backend
+    from ganlab.training.experiment import run_pack_experiment
+    from ganlab.training.progress_format import LineReporter
+    from ganlab.training.report import EXIT_CODES, MultiReporter, exit_code
+    from ganlab.training.run_dir import RunDir
+
+    members = job["pack"] if isinstance(job.get("pack"), list) else []
+    member_pipes = [pipe.for_experiment(int(m.get("id", 0))) for m in members]
+    try:
+        if not members:
+            raise ValueError("the job's pack lists no experiment")
+        prefer_backend("jax")
+        pins = list(dict.fromkeys(p for m in members for p in m.get("pins") or []))
+        registry = _registry({"plugins_dir": job.get("plugins_dir"), "pins": pins})
+        configs = [checked_config(registry, m["config"], f"experiment {m.get('id')}'s queued config") for m in members]
+        with ExitStack() as stack:
+            logs = [stack.enter_context(open(RunDir(m["run_dir"]).log_file, "a", encoding="utf-8")) for m in members]
+            reporters = [MultiReporter(p, LineReporter(stream=log)) for p, log in zip(member_pipes, logs)]
+            results = run_pack_experiment(configs, [m["run_dir"] for m in members], reporters, logs,
+                                          registry=registry, wait_s=RUN_DIR_WAIT_S, watch=watch)
+        return max(EXIT_CODES[r.status] for r in results)
+    except Exception as exc:  # noqa: BLE001 - every member's ending is reported to the worker
+        if isinstance(exc, GanlabError):
+            print(f"Error: {printable(str(exc))}", file=sys.stderr)
+        else:
+            traceback.print_exc()
+        sys.stderr.flush()
+        for member_pipe in member_pipes:
+            member_pipe.on_start_failure(exc)
         return exit_code(exc)
 
 

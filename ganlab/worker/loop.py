@@ -23,8 +23,9 @@ from ganlab.slurm.env import SlurmTask, requeue, slurm_task
 from ganlab.store.queue import DEFAULT_MAX_ATTEMPTS, Claim, Queue
 from ganlab.store.urls import db_hint
 from ganlab.training.run_dir import queued_run_dir
-from ganlab.worker.child import Child, child_env, spawn
+from ganlab.worker.child import Child, child_env, spawn, spawn_pack
 from ganlab.worker.display import WorkerDisplay
+from ganlab.worker.gpu_share import admit_another, gpu_memory, share_env
 from ganlab.worker.outcome import classify, tail
 from ganlab.worker.standby import Standby, start_standby
 from ganlab.worker.tb_note import note_pruned
@@ -49,6 +50,9 @@ class WorkerOptions:
     # Pre-start each slot's next process (see ganlab.worker.standby) and hand it the next
     # experiment as soon as the current one's last step is done, while that one finishes up.
     prestart: bool = True
+    # Experiments at once per GPU, each its own process with a memory share (ganlab.worker.gpu_share);
+    # None: "auto", admitted while the GPU's measured memory leaves room for one more.
+    per_gpu: int | None = 1
 
 
 class Worker:
@@ -202,19 +206,40 @@ class Worker:
             self.queue.worker_heartbeat(self.worker_id)
 
     def _fill_slots(self) -> None:
+        for slot in self.options.slots:
+            while self._room(slot):
+                if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
+                    return
+                claims = self.queue.claim_pack(self.worker_id, host=self.host, pid=os.getpid(),
+                                               lease_s=self.options.lease_s, tags=list(self.options.tags) or None)
+                if not claims:
+                    return
+                if len(claims) == 1:
+                    self._start(claims[0], slot)
+                else:
+                    self._start_pack(claims, slot)
+
+    def _room(self, slot: str | None) -> bool:
+        """Whether ``slot`` takes one more experiment now (see --per-gpu)."""
         # A child past its last step only evaluates, checkpoints and exits: with prestart, the
         # next experiment starts up meanwhile, so the accelerator is not left waiting for both.
-        busy = {c.slot for c in self.children.values() if not (self.options.prestart and c.finishing)}
-        for slot in self.options.slots:
-            if slot in busy:
-                continue
-            if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
-                return
-            claim = self.queue.claim(self.worker_id, host=self.host, pid=os.getpid(), lease_s=self.options.lease_s,
-                                     tags=list(self.options.tags) or None)
-            if claim is None:
-                return
-            self._start(claim, slot)
+        # A pack's members share one process: it counts once.
+        running = list({id(c.process): c for c in self.children.values()
+                        if c.slot == slot and not (self.options.prestart and c.finishing)}.values())
+        per_gpu = self.options.per_gpu
+        if slot is None or per_gpu == 1:
+            return not running
+        if per_gpu is not None:
+            return len(running) < per_gpu
+        memory = gpu_memory(slot)
+        used, total = memory if memory is not None else (None, None)
+        return admit_another(len(running), sum(c.training for c in running), used, total)
+
+    def _share(self, slot: str | None, backend: str) -> dict[str, str]:
+        if slot is None or self.options.per_gpu in (None, 1):
+            return {}
+        memory = gpu_memory(slot) if backend != "jax" else None
+        return share_env(self.options.per_gpu, backend, memory[1] if memory is not None else None)
 
     def _start(self, claim: Claim, slot: str | None) -> None:
         exp = claim.experiment
@@ -229,13 +254,42 @@ class Worker:
         self.queue.set_run_dir(claim.id, claim.token, str(run_dir), host=self.host)
         standby = self.standbys.pop(slot, None)
         child = spawn(claim, slot, run_dir, worker_id=self.worker_id, plugins_dir=self.options.plugins_dir,
-                      standby=standby)
+                      standby=standby, share=self._share(slot, str(exp.config["train"]["backend"])))
         if standby is not None and child.process is not standby.process:
             standby.discard()  # another backend, or it died
         self.children[claim.id] = child
         self.started += 1
         where = f"GPU {slot}" if slot is not None else "CPU"
         self.display.event(f"#{claim.id} {exp.name}: started on {where} (attempt {exp.attempts}) -> {run_dir}")
+
+    def _start_pack(self, claims: list[Claim], slot: str | None) -> None:
+        """A pack's claimed members in one child process; a member whose run dir is refused fails alone."""
+        kept: list[tuple[Claim, Path]] = []
+        for claim in claims:
+            try:
+                kept.append((claim, self._run_dir(claim)))
+            except ConfigError as exc:
+                self.queue.finish(claim.id, claim.token, "failed", error=str(exc))
+                self.finished.append((claim.id, "failed"))
+                self.display.event(f"#{claim.id} {claim.experiment.name}: failed: {exc}")
+        if len(kept) == 1:
+            self._start(kept[0][0], slot)
+            return
+        if not kept:
+            return
+        for claim, run_dir in kept:
+            self.queue.set_run_dir(claim.id, claim.token, str(run_dir), host=self.host)
+        standby = self.standbys.pop(slot, None)
+        if standby is not None:
+            standby.discard()  # pre-started for one experiment; a pack starts its own process
+        children = spawn_pack([c for c, _ in kept], slot, [d for _, d in kept], worker_id=self.worker_id,
+                              plugins_dir=self.options.plugins_dir, share=self._share(slot, "jax"))
+        for child in children:
+            self.children[child.id] = child
+        self.started += len(children)
+        where = f"GPU {slot}" if slot is not None else "CPU"
+        ids = ", ".join(f"#{c.id}" for c in children)
+        self.display.event(f"pack of {len(children)} ({ids}): started on {where} in one process")
 
     def _run_dir(self, claim: Claim) -> Path:
         """Where this experiment's files go: always a directory of its own inside the runs folder
@@ -307,7 +361,8 @@ class Worker:
         if self.options.max_experiments is not None and self.started >= self.options.max_experiments:
             return
         backend = str(child.claim.experiment.config["train"]["backend"])
-        self.standbys[child.slot] = start_standby(child.slot, backend, child_env(child.slot, backend))
+        share = self._share(child.slot, backend)
+        self.standbys[child.slot] = start_standby(child.slot, backend, child_env(child.slot, backend, share))
 
     def _renew(self, child: Child) -> None:
         now = time.monotonic()

@@ -115,7 +115,12 @@ def _warm_up() -> None:
     from ganlab.training import keras_import
 
     keras_import.install(os.environ.get("KERAS_BACKEND"))
-    import keras  # noqa: F401
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from ganlab.worker.gpu_share import apply_tf_memory_limit
+
+        apply_tf_memory_limit()  # before the rehearsal touches the GPU
 
     import ganlab.metrics  # noqa: F401
     import ganlab.tblog.writer  # noqa: F401
