@@ -88,7 +88,7 @@ def test_packed_seeds_train_like_each_seed_alone_resume_exactly_and_end_on_their
     assert proc.returncode == 0 and line, proc.stderr[-3000:]
     results = json.loads(line[len("RESULT "):])
     assert results["alone"] == ["succeeded"] * 2
-    assert results["stopped"] == [["stopped", 2]] * 2
+    assert results["stopped"] == [["released", 2]] * 2  # stopped on request: back to the queue
     assert results["resumed"] == [["succeeded", 4, 2]] * 2
     for seed in (0, 1):
         alone, packed = read_scalars(tmp_path / f"alone{seed}"), read_scalars(tmp_path / f"pack{seed}")
