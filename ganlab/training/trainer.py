@@ -242,6 +242,8 @@ class _Loop:
         """Start the session; the result already, for a run with no step left."""
         self._open_session()
         self.reporter.on_start(self.start, total)
+        if self.start:
+            self._report_resumed_evaluation()
         if self.stops.fired:
             # Its stop fired before a crash kept it from being recorded: it ends the same way again.
             return self.end_stopped(self.stops.fired, said=True)
@@ -249,6 +251,17 @@ class _Loop:
             return self._finish("succeeded")
         self.begin_training(total)
         return None
+
+    def _report_resumed_evaluation(self) -> None:
+        """Say again the evaluations up to the checkpoint's step: the process that made them may have died
+        before its worker heard of them, and a search's pruner must see every one (its store keeps one
+        value per step, so hearing one twice is harmless)."""
+        for record in self.run_dir.read_metrics():  # truncated to the checkpoint's step already
+            if "error" in record or int(record.get("step", -1)) > self.start:
+                continue
+            scores = {k: v for k, v in record.items()
+                      if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.reporter.on_eval(int(record["step"]), scores)
 
     def ended_by(self, exc: Exception) -> TrainResult:
         """The result of a run that ``exc`` ended: diverged, or failed."""

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,8 @@ from ganlab.training.report import EXIT_CODES
 from ganlab.training.report_pipe import ReportReader
 from ganlab.training.run_dir import RunDir
 from ganlab.worker.gpu_share import TF_MEMORY_ENV
-from ganlab.worker.lifeline import close_fd, lifeline_env, new_lifeline
+from ganlab.worker.lifeline import close_fd, new_lifeline
+from ganlab.worker.spawn import start_child
 from ganlab.worker.standby import Standby
 
 
@@ -236,24 +236,11 @@ def spawn(claim: Claim, slot: str | None, run_dir: Path, *, worker_id: str, plug
             return Child(claim, slot, run_dir, process, reader, lifeline, step=claim.experiment.step, total=total)
     read_fd, write_fd = os.pipe()
     life_read, life_write = new_lifeline()
-    log = open(log_path, "ab")
-    log.write(f"{header} ===\n".encode())
-    log.flush()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ganlab.worker.child_main"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, pass_fds=[write_fd, life_read],
-            env={**child_env(slot, backend, share), **lifeline_env(life_read)},
-            start_new_session=True,  # Ctrl-C reaches the worker only; it decides how children stop
-        )
-    except BaseException:
-        os.close(read_fd)
-        os.close(life_write)
-        raise
-    finally:
-        os.close(write_fd)
-        os.close(life_read)
-        log.close()
+    with open(log_path, "ab") as log:
+        log.write(f"{header} ===\n".encode())
+        log.flush()
+        process = start_child("ganlab.worker.child_main", child_env(slot, backend, share), (read_fd, write_fd),
+                              (life_read, life_write), log)
     _hand_job(process, {**work, "report_fd": write_fd})
     return Child(claim, slot, run_dir, process, ReportReader(read_fd), life_write, step=claim.experiment.step,
                  total=total)
@@ -280,22 +267,9 @@ def spawn_pack(claims: list[Claim], slot: str | None, run_dirs: list[Path], *, w
                      for c, d in zip(claims, run_dirs)], "plugins_dir": plugins_dir}
     read_fd, write_fd = os.pipe()
     life_read, life_write = new_lifeline()
-    log = open(RunDir(run_dirs[0]).log_file, "ab")
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ganlab.worker.child_main"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, pass_fds=[write_fd, life_read],
-            env={**child_env(slot, "jax", share), **lifeline_env(life_read)},
-            start_new_session=True,
-        )
-    except BaseException:
-        os.close(read_fd)
-        os.close(life_write)
-        raise
-    finally:
-        os.close(write_fd)
-        os.close(life_read)
-        log.close()
+    with open(RunDir(run_dirs[0]).log_file, "ab") as log:
+        process = start_child("ganlab.worker.child_main", child_env(slot, "jax", share), (read_fd, write_fd),
+                              (life_read, life_write), log)
     _hand_job(process, {**work, "report_fd": write_fd})
     share = PackShare(ReportReader(read_fd), life_write, ids)
     return [Child(c, slot, d, process, share.reader, life_write, step=c.experiment.step,

@@ -31,6 +31,7 @@ from typing import Any
 
 from ganlab.training.report_pipe import ReportReader
 from ganlab.worker import lifeline
+from ganlab.worker.spawn import start_child
 
 
 @dataclass
@@ -93,20 +94,7 @@ def start_standby(slot: str | None, backend: str, env: dict[str, str]) -> Standb
     """Start a standby for ``slot`` with ``backend`` imported; ``env`` is the child environment of that slot."""
     read_fd, write_fd = os.pipe()
     life_read, life_write = lifeline.new_lifeline()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ganlab.worker.standby"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=[write_fd, life_read], env={**env, **lifeline.lifeline_env(life_read)},
-            start_new_session=True,  # like every child: signals reach it only through the worker
-        )
-    except BaseException:
-        os.close(read_fd)
-        os.close(life_write)
-        raise
-    finally:
-        os.close(write_fd)
-        os.close(life_read)
+    process = start_child("ganlab.worker.standby", env, (read_fd, write_fd), (life_read, life_write))
     return Standby(slot, backend, process, read_fd, write_fd, life_write)
 
 
