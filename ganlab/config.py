@@ -106,6 +106,12 @@ class ExperimentConfig:
     augmentation: str = DEFAULT_AUGMENT
     augment_params: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The default metrics are implied when absent (stored configs leave them out, see to_dict):
+        # spelled out here, so a config equals itself read back from the queue.
+        if "metrics" not in self.train:
+            object.__setattr__(self, "train", {**self.train, "metrics": DEFAULT_METRICS})
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             "architecture": {"name": self.architecture, "params": dict(self.arch_params)},
