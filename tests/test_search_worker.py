@@ -198,3 +198,24 @@ def test_a_malformed_study_fails_its_trial_at_the_claim_and_the_claim_goes_on(tm
         assert claim is not None and claim.id == plain
         failed = q.get(ids[0])
     assert failed.status == "failed" and failed.error.startswith("could not sample this trial: study 'bad' is malformed")
+
+
+def test_study_views_print_stored_names_as_text(tmp_path):
+    """The queue is shared: a trial's stored name and run dir cannot drive the terminal from study show or compare."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    [first, *_] = add(url, "--steps", "30", "--set", "lr_g=1e-4,2e-4", "--prune", "asha", "--study", "h")
+    with Queue.open(url) as q:
+        lead = q.claim("w1", lease_s=60)
+        assert lead is not None and lead.id == first
+        q.finish(lead.id, lead.token, "succeeded", metrics={"fd": 4.0}, step=30)
+    hostile = "x\x1b]0;pwned\x07[bold red]y"
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("UPDATE experiments SET name = ?, run_dir = ? WHERE id = ?", (hostile, hostile, first))
+    conn.commit()
+    conn.close()
+    for out in (ganlab("study", "show", "h", "--db", url), ganlab("compare", "--study", "h", "--db", url)):
+        assert "\x1b" not in out and "\x07" not in out, out
+    shown = ganlab("study", "show", "h", "--db", url)
+    assert "[bold red]y" in shown  # markup shown as the text it is

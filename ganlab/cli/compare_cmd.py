@@ -116,7 +116,8 @@ def render(rows: list[RunRow], columns: list[str] | None, metrics: list[str], ti
     fixed = {"id", "name", "status", "steps", "wall", *shown}
     headers = ["id", "name", *(_short(c, fixed) for c in columns), "status", "steps", *shown, "wall"]
     widths, dropped = _layout(headers, body, numeric)
-    table = Table(title=title, caption=cell(_caption(rows, metrics, folded, dropped)), header_style="bold",
+    # The title names a stored study: text, never markup or escape sequences.
+    table = Table(title=cell(title) if title else None, caption=cell(_caption(rows, metrics, folded, dropped)), header_style="bold",
                   caption_justify="left", pad_edge=False)
     keep = [i for i, col in enumerate(headers) if col not in dropped]
     for i in keep:

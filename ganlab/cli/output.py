@@ -31,7 +31,7 @@ def cell(value: Any) -> Text:
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     table = Table(title=title, header_style="bold", show_lines=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(cell(col), overflow="fold")  # headers may be stored names too (a study's parameters)
     for row in rows:
         table.add_row(*(cell(v) for v in row))
     console().print(table)

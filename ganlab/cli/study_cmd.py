@@ -6,7 +6,7 @@ import click
 
 from ganlab.cli.db_option import db_option, open_db
 from ganlab.cli.output import print_json, print_table
-from ganlab.names import check_name
+from ganlab.names import check_name, printable
 from ganlab.search.results import best_trial, status_text, trial_dict
 from ganlab.store.lifecycle import STATUSES
 from ganlab.store.storage import Store
@@ -62,10 +62,14 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
             "trials": [trial_dict(found, rec, row, best) for rec, row in trials],
         })
         return
+    def echo(text: str) -> None:
+        # Study, experiment and parameter names and run dirs are stored data: printed as text.
+        click.echo(printable(text))
+
     counts: dict[str, int] = {}
     for rec, _ in trials:
         counts[rec.status] = counts.get(rec.status, 0) + 1
-    click.echo(f"study {found.name}: {found.sampler} search, pruner {found.pruner}, objective {found.objective} "
+    echo(f"study {found.name}: {found.sampler} search, pruner {found.pruner}, objective {found.objective} "
                f"({found.direction}); {len(trials)} trial(s): {_counts(counts)}")
     keys = list(dict.fromkeys(k for _, row in trials for k in (row.params or {})))
     rows = []
@@ -76,14 +80,14 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
                      status_text(rec), f"{rec.step}/{rec.total_steps}"))
     print_table(["trial", "id", *keys, found.objective, "status", "steps"], rows)
     if best is None:
-        click.echo("best: none yet (no trial has finished)")
+        echo("best: none yet (no trial has finished)")
         return
     rec, row = best
-    click.echo(f"best: trial {row.trial} (experiment {rec.id}, {rec.name}), {found.objective} {_value(row.value)}")
+    echo(f"best: trial {row.trial} (experiment {rec.id}, {rec.name}), {found.objective} {_value(row.value)}")
     drawn = ", ".join(f"{k}={_param(v)}" for k, v in (row.params or {}).items())
     if drawn:
-        click.echo(f"  drawn values: {drawn}")
-    click.echo(f"  config: ganlab queue show {rec.id}   run dir: {rec.run_dir or '-'}")
+        echo(f"  drawn values: {drawn}")
+    echo(f"  config: ganlab queue show {rec.id}   run dir: {rec.run_dir or '-'}")
 
 
 def _param(value: object) -> str:
