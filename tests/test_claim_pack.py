@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from ganlab.config import ExperimentConfig
@@ -44,6 +45,27 @@ def test_claim_pack_takes_every_queued_row_of_a_pack_and_claim_takes_one(db_url:
         assert [c.id for c in q.claim_pack("w3")] == [pack_b[1]]
         assert q.claim_pack("w3") == []
         assert q.get(pack_a[1]).status == "diverged" and q.get(pack_a[0]).status == "running"
+
+
+def test_a_lapsed_lease_takes_back_the_whole_pack_so_it_is_claimed_again_whole(db_url: str) -> None:
+    with Store.open(db_url, create=True) as store:
+        pack = [i for i, _ in store.enqueue(_items("c" * 32, range(3), "c")).queued]
+        other = [i for i, _ in store.enqueue(_items("d" * 32, range(2), "d")).queued]
+    with Queue.open(db_url) as q:
+        claims = q.claim_pack("dead", lease_s=60)
+        mine = q.claim_pack("alive", lease_s=600)
+        assert [c.id for c in claims] == pack and [c.id for c in mine] == other
+        # The dead pack's members were renewed one by one: the first lease lapses before the others.
+        q.renew(claims[1].id, claims[1].token, lease_s=600)
+        q.renew(claims[2].id, claims[2].token, lease_s=600)
+        later = claims[0].lease_expires_at + timedelta(seconds=1)
+        back = q.reclaim_expired(now=later)
+        assert [(r.id, r.status) for r in back] == [(i, "queued") for i in pack]
+        assert "another seed of its pack" in back[1].reason
+        # The live pack on another worker is not touched, and the dead one comes back whole.
+        assert [q.get(i).status for i in other] == ["running", "running"]
+        again = q.claim_pack("new", lease_s=60)
+        assert [c.id for c in again] == pack and all(c.token == 2 for c in again)
 
 
 def _claim_loop(url: str, out: Path, worker: str) -> None:

@@ -418,18 +418,35 @@ class Queue(Store):
         """
         now = now or utcnow()
         out: list[Reclaimed] = []
+        columns = (Experiment.id, Experiment.attempts, Experiment.cancel_requested, Experiment.worker_id,
+                   Experiment.worker_host, Experiment.worker_pid, Experiment.lease_expires_at,
+                   Experiment.stop_reason, Experiment.pack_key)
         with self._tx(write=True) as conn:
             rows = conn.execute(
-                select(Experiment.id, Experiment.attempts, Experiment.cancel_requested, Experiment.worker_id,
-                       Experiment.worker_host, Experiment.worker_pid, Experiment.lease_expires_at,
-                       Experiment.stop_reason)
+                select(*columns)
                 .where(Experiment.status == "running", Experiment.lease_expires_at < now)
                 .order_by(Experiment.id)
                 .with_for_update(skip_locked=True)
             ).all()
+            # A pack is one process: when one member's lease lapses its siblings' leases (renewed a moment
+            # later) are as dead. Taking them back together lets the pack be claimed again whole, instead
+            # of its first member being claimed alone before the others expire.
+            held = {(r.pack_key, r.worker_id) for r in rows if r.pack_key is not None}
+            if held:
+                known = {r.id for r in rows}
+                siblings = conn.execute(
+                    select(*columns)
+                    .where(Experiment.status == "running", Experiment.pack_key.in_({k for k, _ in held}))
+                    .with_for_update(skip_locked=True)
+                ).all()
+                rows = sorted([*rows, *(s for s in siblings if s.id not in known and (s.pack_key, s.worker_id) in held)],
+                              key=lambda r: r.id)
             for r in rows:
                 who = f"worker {r.worker_id} on {r.worker_host} (pid {r.worker_pid})"
-                lapse = f"lease expired at {r.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC"
+                if r.lease_expires_at is not None and r.lease_expires_at < now:
+                    lapse = f"lease expired at {r.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC"
+                else:
+                    lapse = "the lease of another seed of its pack expired"
                 if r.cancel_requested:
                     status, reason = "cancelled", f"cancelled; {who} stopped heartbeating ({lapse})"
                     values: dict[str, Any] = {"finished_at": now, "error": reason}
