@@ -12,11 +12,9 @@ train at the rate of one run alone, so the ratio printed is
 
     python benchmarks/bench_pack.py                    # K = 1,2,4,8 at 16 and 32
     KS=1,8,32 SIZES=16 STEPS=20 python benchmarks/bench_pack.py
-    MODES=map,vmap python benchmarks/bench_pack.py     # both pack modes side by side
 
 Environment: KS (1,2,4,8), SIZES (16,32), BATCH (64), FILTERS (32), STEPS
-(timed steps, 20), WARMUP (5), ROUNDS (1), MODES (the pack modes to measure,
-e.g. ``map,vmap``; empty: the platform's default, see ganlab/training/step_pack.py). The last line printed is JSON
+(timed steps, 20), WARMUP (5), ROUNDS (1). The last line printed is JSON
 (read by benchmarks/gpu_check.py).
 """
 
@@ -76,11 +74,9 @@ def measure(size: int, k: int, alone: bool, work: Path) -> float:
     return k * batch * steps / seconds
 
 
-def _child(size: int, k: int, alone: bool, mode: str = "") -> float:
+def _child(size: int, k: int, alone: bool) -> float:
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
-    if mode:
-        env["GANLAB_PACK_MODE"] = mode
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-pack-") as tmp:
         proc = subprocess.run([sys.executable, __file__, "--child", str(size), str(k), str(int(alone)), tmp],
                               env=env, capture_output=True, text=True, timeout=3600)
@@ -93,19 +89,14 @@ def main() -> None:
     ks, sizes, rounds = _ints("KS", "1,2,4,8"), _ints("SIZES", "16,32"), int(os.environ.get("ROUNDS", "1"))
     results: dict[str, Any] = {"ks": ks, "sizes": sizes, "batch": int(os.environ.get("BATCH", "64")),
                                "steps": int(os.environ.get("STEPS", "20")), "rounds": rounds, "table": []}
-    # "" is the platform's default mode (map on the CPU, vmap on an accelerator).
-    modes = [m.strip() for m in os.environ.get("MODES", "").split(",")]
-    print(f"{'size':>5} {'K':>3} {'mode':>7} {'alone img/s':>12} {'pack img/s':>11} {'ratio':>6}", flush=True)
+    print(f"{'size':>5} {'K':>3} {'alone img/s':>12} {'pack img/s':>11} {'ratio':>6}", flush=True)
     for size in sizes:
         alone = statistics.median(_child(size, 1, True) for _ in range(rounds))
         for k in ks:
-            for mode in modes:
-                packed = statistics.median(_child(size, k, False, mode) for _ in range(rounds))
-                row = {"size": size, "k": k, "mode": mode or "default", "alone": alone, "pack": packed,
-                       "ratio": packed / alone}
-                results["table"].append(row)
-                print(f"{size:>5} {k:>3} {mode or 'default':>7} {alone:>12.0f} {packed:>11.0f} {packed / alone:>5.2f}x",
-                      flush=True)
+            packed = statistics.median(_child(size, k, False) for _ in range(rounds))
+            row = {"size": size, "k": k, "alone": alone, "pack": packed, "ratio": packed / alone}
+            results["table"].append(row)
+            print(f"{size:>5} {k:>3} {alone:>12.0f} {packed:>11.0f} {packed / alone:>5.2f}x", flush=True)
     print(json.dumps(results))
 
 

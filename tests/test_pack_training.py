@@ -1,7 +1,6 @@
 """Packed seeds on JAX: a seed trained inside a pack trains like the same seed alone.
 
 In a child process on the JAX backend (TensorFlow cannot be imported there).
-Both pack modes are checked (the CPU's default, a compiled loop, and vmap).
 Tolerance: the packed step is the same XLA computation mapped over a new
 leading axis; on this CPU it gives bit-identical results, and the test allows
 relative 1e-5 (absolute 1e-6) so that a backend that reorders the batched
@@ -28,7 +27,7 @@ RTOL, ATOL = 1e-5, 1e-6
 
 CHILD = textwrap.dedent(
     """
-    import json, os, sys
+    import json, sys
     sys.modules["tensorflow"] = None
     sys.path.insert(0, sys.argv[2])
     import numpy as np
@@ -59,11 +58,6 @@ CHILD = textwrap.dedent(
     results["stopped"] = [(r.status, r.step) for r in first]
     again = train_pack([config(s) for s in seeds], [f"{out}/pack{s}" for s in seeds], resume=True, registry=reg)
     results["resumed"] = [(r.status, r.step, r.start_step) for r in again]
-    # The other pack mode (vmap on the CPU, where the default is map) trains the same weights.
-    os.environ["GANLAB_PACK_MODE"] = "vmap"
-    other = train_pack([config(s) for s in seeds], [f"{out}/vpack{s}" for s in seeds], registry=reg)
-    results["vmap"] = [(r.status, r.step) for r in other]
-    del os.environ["GANLAB_PACK_MODE"]
 
     # One member's weights poisoned at step 3: it ends diverged, the others go on to the end.
     call = PackedJaxStep.__call__
@@ -96,15 +90,14 @@ def test_packed_seeds_train_like_each_seed_alone_resume_exactly_and_end_on_their
     assert results["alone"] == ["succeeded"] * 2
     assert results["stopped"] == [["released", 2]] * 2  # stopped on request: back to the queue
     assert results["resumed"] == [["succeeded", 4, 2]] * 2
-    assert results["vmap"] == [["succeeded", 4]] * 2
-    for seed, pack in [(s, p) for s in (0, 1) for p in ("pack", "vpack")]:
-        alone, packed = read_scalars(tmp_path / f"alone{seed}"), read_scalars(tmp_path / f"{pack}{seed}")
+    for seed in (0, 1):
+        alone, packed = read_scalars(tmp_path / f"alone{seed}"), read_scalars(tmp_path / f"pack{seed}")
         for name in ("loss/discriminator", "loss/generator", "loss/penalty"):
             assert [s for s, _ in packed[name]] == [1, 2, 3, 4]
             np.testing.assert_allclose([v for _, v in packed[name]], [v for _, v in alone[name]], rtol=RTOL, atol=ATOL)
-        for a, b in zip(_weights(tmp_path / f"alone{seed}"), _weights(tmp_path / f"{pack}{seed}"), strict=True):
+        for a, b in zip(_weights(tmp_path / f"alone{seed}"), _weights(tmp_path / f"pack{seed}"), strict=True):
             np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
-        assert read_hparams(tmp_path / f"{pack}{seed}")["status"] == "success"
+        assert read_hparams(tmp_path / f"pack{seed}")["status"] == "success"
     # The seeds really differ: a pack that fed every member the same key would fail here.
     assert read_scalars(tmp_path / "pack0")["loss/generator"] != read_scalars(tmp_path / "pack1")["loss/generator"]
 
