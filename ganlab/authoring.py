@@ -18,7 +18,7 @@ from ganlab.plugin_files import check_folder
 from ganlab.registry import DEFAULT_PLUGINS_DIR, PLUGINS_DIR_ENV, Registry, resolve_plugins_dir
 
 #: Kinds that have a template: every kind of plugin the project has.
-TEMPLATE_KINDS = ("architecture", "dataset", "loss", "augmentation")
+TEMPLATE_KINDS = ("architecture", "dataset", "loss", "augmentation", "metric")
 MAX_PLUGIN_NAME = 64
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _NAME_LINE = re.compile(r'^NAME = "([a-z0-9_-]+)"$', re.MULTILINE)

@@ -95,8 +95,8 @@ def test_new_writes_each_template_lists_it_and_never_overwrites(workdir: Path) -
     assert "already exists" in error_line(run("plugins", "new", "my-gan", "--kind", "dataset"))
     assert (workdir / "plugins" / "my_gan.py").read_text() == "# the user's own file\n"
     assert (workdir / "plugins" / "moved.py").read_bytes() == before
-    line = error_line(run("plugins", "new", "x", "--kind", "metric"))
-    assert "architecture, dataset, loss" in line
+    line = error_line(run("plugins", "new", "x", "--kind", "optimizer"))
+    assert "architecture, dataset, loss, augmentation, metric" in line
 
 
 def test_every_template_trains_and_passes_its_check(workdir: Path, feature_net_cache: None) -> None:
@@ -108,10 +108,13 @@ def test_every_template_trains_and_passes_its_check(workdir: Path, feature_net_c
     assert not registry.problems
     config = Resolver(registry).resolve("t-architecture", "t-dataset", "t-loss", {
         "steps": 3, "batch_size": 8, "latent_dim": 8, "units": 16, "count": 64, "eval_samples": 16,
-        "eval_every": 3, "sample_every": 3, "checkpoint_every": 3, "log_every": 1}, "t-augmentation")
+        "eval_every": 3, "sample_every": 3, "checkpoint_every": 3, "log_every": 1, "metrics": "fd,t-metric"},
+        "t-augmentation")
     result = train(config, workdir / "run", registry=registry)
     assert result.status == "succeeded" and result.step == 3, result.error
     assert result.metrics and all(math.isfinite(v) for v in result.metrics.values())
+    # An untrained generator's pixels spread nothing like the data's: the template's score is far from 0.
+    assert result.metrics["t_metric"] > 0.1 and "t_metric_floor" in result.metrics
 
     arch = run("plugins", "check", "t-architecture", "--dataset", "t-dataset", "--set", "units=16", "--json")
     assert arch.exit_code == 0, arch.output
@@ -121,6 +124,9 @@ def test_every_template_trains_and_passes_its_check(workdir: Path, feature_net_c
     assert "training step" in report["facts"] and "memory" in report["facts"]
     loss = run("plugins", "check", "t-loss")
     assert loss.exit_code == 0 and "regulariser:" in loss.output and "passed every check" in loss.output
+    metric = run("plugins", "check", "t-metric")
+    assert metric.exit_code == 0 and "backbone: pixels" in metric.output and "passed every check" in metric.output, \
+        metric.output
     aug = run("plugins", "check", "t-augmentation")
     assert aug.exit_code == 0 and "gradient: norm" in aug.output and "passed every check" in aug.output, aug.output
     data = run("plugins", "check", "t-dataset", "--grid", str(workdir / "grid.png"))

@@ -17,7 +17,7 @@ from ganlab.sweep import parse_sets
 
 @click.command("new")
 @click.argument("name")
-@click.option("--kind", required=True, metavar="KIND", help="architecture, dataset, loss or augmentation.")
+@click.option("--kind", required=True, metavar="KIND", help="architecture, dataset, loss, augmentation or metric.")
 @click.pass_context
 def new(ctx: click.Context, name: str, kind: str) -> None:
     """Write a commented, working plugin file NAME of KIND into the plugins folder (never overwrites)."""
