@@ -675,7 +675,7 @@ def test_every_fix_command_the_cli_prints_runs(folder: Path, monkeypatch: pytest
 AUTHORING_CASES = [
     (["plugins", "new", "Bad", "--kind", "architecture"], "is not allowed"),
     (["plugins", "new", "../x", "--kind", "loss"], "is not allowed"),
-    (["plugins", "new", "ok", "--kind", "metric"], "available kinds: architecture, dataset, loss"),
+    (["plugins", "new", "ok", "--kind", "optimizer"], "available kinds: architecture, dataset, loss, augmentation, metric"),
     (["--no-local-plugins", "plugins", "new", "ok", "--kind", "loss"], "local plugins are off"),
     (["plugins", "new", "mlp", "--kind", "architecture"], "architecture 'mlp' already exists (builtin)"),
     (["plugins", "check", "nosuch"], "no plugin named 'nosuch'"),
