@@ -56,20 +56,6 @@ def _ganlab(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
-def _best(run_dir: Path) -> tuple[float | None, int | None]:
-    """The lowest FD in the run's metrics.jsonl and its step."""
-    best: tuple[float | None, int | None] = (None, None)
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return best
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        fd = row.get("fd")
-        if isinstance(fd, (int, float)) and (best[0] is None or fd < best[0]):
-            best = (float(fd), int(row.get("step", 0)))
-    return best
-
-
 def main() -> None:
     names = [n for n in os.environ.get("RECIPES", ",".join(RECIPES)).split(",") if n]
     unknown = [n for n in names if n not in RECIPES]
@@ -103,7 +89,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
         ratio = f"{r['best_fd'] / r['floor']:.1f}x" if r["best_fd"] and r["floor"] else "-"
-        print(f"| {r['recipe']} | `{' '.join(RECIPES[r['recipe']]) or '(defaults)'}` | {r['seed']} | {_f(r['best_fd'])} | "
+        print(f"| {r['recipe']} | `{' '.join(RECIPES.get(r['recipe'], ['?'])) or '(defaults)'}` | {r['seed']} | {_f(r['best_fd'])} | "
               f"{r['best_step']} | {_f(r['final_fd'])} | {r['wall_s']:.0f} s | {_f(r['floor'])} | {ratio} |")
     print(f"all runs: {wall:.0f} s of wall time with {workers} worker(s)")
     print(json.dumps({"steps": steps, "eval_every": every, "workers": workers, "wall_s": wall, "runs": table}))
@@ -120,11 +106,11 @@ def _rows(db: str) -> list[dict[str, Any]]:
     with Queue.open(db) as q:
         for r in q.get_many([s.id for s in q.list_experiments()]):
             recipe = next((t.split("=", 1)[1] for t in r.tags if t.startswith("recipe=")), "?")
-            best, step = _best(Path(r.run_dir)) if r.run_dir else (None, None)
-            metrics = r.metrics or {}
+            metrics = r.metrics or {}  # the trainer's own record: best_fd and the step it was reached at
             wall = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else float("nan")
-            out.append({"recipe": recipe, "seed": r.config.get("train", {}).get("seed"), "status": r.status, "best_fd": best,
-                        "best_step": step, "final_fd": metrics.get("fd"), "floor": metrics.get("fd_floor"),
+            out.append({"recipe": recipe, "seed": r.config.get("train", {}).get("seed"), "status": r.status,
+                        "best_fd": metrics.get("best_fd"), "best_step": metrics.get("best_step"),
+                        "final_fd": metrics.get("fd"), "floor": metrics.get("fd_floor"),
                         "wall_s": wall, "step": r.step})
     return out
 
