@@ -10,11 +10,18 @@ compilation), all members' images counted. K separate runs one after another
 train at the rate of one run alone, so the ratio printed is
 ``pack images/s / alone images/s``.
 
+The last columns bound what any packing can reach on the machine: one run
+alone at batch K x BATCH does about the arithmetic of a pack of K (the same
+convolutions over K times the images; only the weights are shared), with
+none of a pack's extra cost, so ``wide images/s / alone images/s`` is the
+pack's ceiling. Where it is near 1x, one run alone already keeps the cores
+busy and no packing scheme can gain (``WIDE=0`` skips these runs).
+
     python benchmarks/bench_pack.py                    # K = 1,2,4,8 at 16 and 32
     KS=1,8,32 SIZES=16 STEPS=20 python benchmarks/bench_pack.py
 
 Environment: KS (1,2,4,8), SIZES (16,32), BATCH (64), FILTERS (32), STEPS
-(timed steps, 20), WARMUP (5), ROUNDS (1). The last line printed is JSON
+(timed steps, 20), WARMUP (5), ROUNDS (1), WIDE (1). The last line printed is JSON
 (read by benchmarks/gpu_check.py).
 """
 
@@ -39,8 +46,8 @@ def _ints(name: str, default: str) -> list[int]:
     return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
 
 
-def measure(size: int, k: int, alone: bool, work: Path) -> float:
-    """Images/s of one process: a run alone (``k`` 1), or a pack of ``k`` seeds."""
+def measure(size: int, k: int, alone: bool, work: Path, wide: bool = False) -> float:
+    """Images/s of one process: a run alone (``k`` 1), a pack of ``k`` seeds, or (``wide``) one run at batch ``k`` x BATCH."""
     from ganlab.config import Resolver
     from ganlab.registry import load_plugins
     from ganlab.training import BaseReporter, train
@@ -49,6 +56,8 @@ def measure(size: int, k: int, alone: bool, work: Path) -> float:
     warmup, steps = int(os.environ.get("WARMUP", "5")), int(os.environ.get("STEPS", "20"))
     batch, filters = int(os.environ.get("BATCH", "64")), int(os.environ.get("FILTERS", "32"))
     total = warmup + steps
+    if wide:
+        batch, k, alone = batch * k, 1, True
     far = total * 10  # evaluation, samples and checkpoints only at the end, after the timed window
     registry = load_plugins(None)
     resolver = Resolver(registry)
@@ -74,11 +83,12 @@ def measure(size: int, k: int, alone: bool, work: Path) -> float:
     return k * batch * steps / seconds
 
 
-def _child(size: int, k: int, alone: bool) -> float:
+def _child(size: int, k: int, alone: bool, wide: bool = False) -> float:
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-pack-") as tmp:
-        proc = subprocess.run([sys.executable, __file__, "--child", str(size), str(k), str(int(alone)), tmp],
+        proc = subprocess.run([sys.executable, __file__, "--child", str(size), str(k), str(int(alone)), tmp,
+                               str(int(wide))],
                               env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"size {size} K {k}: {proc.stderr[-2000:]}")
@@ -89,20 +99,27 @@ def main() -> None:
     ks, sizes, rounds = _ints("KS", "1,2,4,8"), _ints("SIZES", "16,32"), int(os.environ.get("ROUNDS", "1"))
     results: dict[str, Any] = {"ks": ks, "sizes": sizes, "batch": int(os.environ.get("BATCH", "64")),
                                "steps": int(os.environ.get("STEPS", "20")), "rounds": rounds, "table": []}
-    print(f"{'size':>5} {'K':>3} {'alone img/s':>12} {'pack img/s':>11} {'ratio':>6}", flush=True)
+    wide_too = os.environ.get("WIDE", "1") == "1"
+    print(f"{'size':>5} {'K':>3} {'alone img/s':>12} {'pack img/s':>11} {'ratio':>6}"
+          + (f" {'wide img/s':>11} {'ceiling':>8}" if wide_too else ""), flush=True)
     for size in sizes:
         alone = statistics.median(_child(size, 1, True) for _ in range(rounds))
         for k in ks:
             packed = statistics.median(_child(size, k, False) for _ in range(rounds))
             row = {"size": size, "k": k, "alone": alone, "pack": packed, "ratio": packed / alone}
+            line = f"{size:>5} {k:>3} {alone:>12.0f} {packed:>11.0f} {packed / alone:>5.2f}x"
+            if wide_too:
+                row["wide"] = alone if k == 1 else statistics.median(_child(size, k, True, True) for _ in range(rounds))
+                row["ceiling"] = row["wide"] / alone
+                line += f" {row['wide']:>11.0f} {row['ceiling']:>7.2f}x"
             results["table"].append(row)
-            print(f"{size:>5} {k:>3} {alone:>12.0f} {packed:>11.0f} {packed / alone:>5.2f}x", flush=True)
+            print(line, flush=True)
     print(json.dumps(results))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        size_arg, k_arg, alone_arg, work_arg = sys.argv[2:6]
-        print(measure(int(size_arg), int(k_arg), alone_arg == "1", Path(work_arg)))
+        size_arg, k_arg, alone_arg, work_arg, wide_arg = sys.argv[2:7]
+        print(measure(int(size_arg), int(k_arg), alone_arg == "1", Path(work_arg), wide_arg == "1"))
     else:
         main()

@@ -17,7 +17,10 @@ batch on the device, ganlab feeds a new batch of real 28x28 digits every step.
 Environment: BATCH (256), STEPS (timed steps, 10), ROUNDS (2),
 PRECISIONS (float32,mixed_bfloat16), XLA (0; 1 adds jit_compile runs),
 BACKEND (tensorflow; jax compares with ``reference_dcgan_jax.py``, and needs
-no TensorFlow), GANLAB_REFERENCE_DIR (where the reference programs are).
+no TensorFlow), GANLAB_REFERENCE_DIR (where the reference programs are),
+PAIR (tutorial: the shared 28x28 references above; dcgan64: the DCGAN paper's
+64x64 networks, ganlab's built-in ``dcgan`` against this folder's own
+``reference_dcgan64_jax.py``, JAX only, BATCH 128 by default).
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ from perfdoc import machine_description  # noqa: E402
 # says (a machine that gets only the checkout, such as a lent GPU, gets them in a carried folder).
 REFERENCE_DIR = Path(os.environ.get("GANLAB_REFERENCE_DIR") or REPO.parent / "shared" / "bench")
 REFERENCES = {"tensorflow": "reference_dcgan.py", "jax": "reference_dcgan_jax.py"}
+# The 64x64 pair's reference is ganlab's own (the shared folder has only the 28x28 tutorial), so it lives here.
+REFERENCE_64 = REPO / "benchmarks" / "reference_dcgan64_jax.py"
+PAIRS = ("tutorial", "dcgan64")
+# What makes the built-in dcgan the paper's 64x64 networks, as reference_dcgan64_jax.py writes them by hand.
+DCGAN64_SETS = {"dataset.size": 64, "base_filters": 64, "kernel_size": 4, "dropout": 0.0, "d_batchnorm": True,
+                "lr_g": 2e-4, "lr_d": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
 LOG_EVERY = 5
 NOISE = 100
 
@@ -98,7 +107,7 @@ class TutorialDCGAN:
 # ------------------------------------------------------------------- children
 
 
-def ganlab_child(precision: str, xla: bool, batch: int, steps: int) -> None:
+def ganlab_child(precision: str, xla: bool, batch: int, steps: int, pair: str = "tutorial") -> None:
     """Train with ganlab in this process and print ``ganlab images_per_s X``."""
     from ganlab.config import Resolver
     from ganlab.registry import Registry
@@ -125,25 +134,42 @@ def ganlab_child(precision: str, xla: bool, batch: int, steps: int) -> None:
             "log_every": LOG_EVERY, "checkpoint_every": LOG_EVERY + max(steps // 2, 1),  # one checkpoint inside the window
             "sample_every": total, "eval_every": total, "eval_samples": 100,
         }
-        config = Resolver(registry).resolve("tutorial-dcgan", "digits", "non-saturating", sets)
+        if pair == "dcgan64":
+            sets = {**sets, **DCGAN64_SETS}
+        arch = "dcgan" if pair == "dcgan64" else "tutorial-dcgan"
+        config = Resolver(registry).resolve(arch, "digits", "non-saturating", sets)
         clock = Clock()
         result = train(config, Path(tmp) / "run", reporter=clock, registry=registry)
         if result.status != "succeeded":
             raise SystemExit(f"ganlab run {result.status}: {result.error}\n{result.traceback or ''}")
         (s0, t0), (s1, t1) = clock.marks[0], clock.marks[-1]
         print(f"ganlab images_per_s {(s1 - s0) * batch / (t1 - t0):.1f} step_ms {1000 * (t1 - t0) / (s1 - s0):.1f}")
+        from ganlab.specs import BuildContext
+
+        # The pair is only a fair comparison if both sides train the same networks: main() checks these counts.
+        size = 64 if pair == "dcgan64" else 28
+        ctx = BuildContext(image_shape=(size, size, 1), num_classes=None, latent_dim=NOISE, hparams=dict(config.arch_params))
+        spec = registry.architecture(arch)
+        print(f"ganlab params generator {spec.build_generator(ctx).count_params()} "
+              f"discriminator {spec.build_discriminator(ctx).count_params()}")
 
 
-def _run(cmd: list[str], env: dict[str, str], pattern: str) -> float:
+def _run(cmd: list[str], env: dict[str, str], pattern: str, params: dict[str, str]) -> float:
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     match = re.search(pattern + r" images_per_s ([0-9.]+)", proc.stdout)
     if proc.returncode != 0 or match is None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    counts = re.search(pattern + r" (params generator \d+ discriminator \d+)", proc.stdout)
+    if counts:
+        params[pattern] = counts.group(1)
     return float(match.group(1))
 
 
 def main() -> None:
-    batch = int(os.environ.get("BATCH", 256))
+    pair = os.environ.get("PAIR", "tutorial")
+    if pair not in PAIRS:
+        raise SystemExit(f"PAIR={pair}: use one of {', '.join(PAIRS)}")
+    batch = int(os.environ.get("BATCH", 128 if pair == "dcgan64" else 256))
     steps = int(os.environ.get("STEPS", 10))
     rounds = int(os.environ.get("ROUNDS", 2))
     precisions = os.environ.get("PRECISIONS", "float32,mixed_bfloat16").split(",")
@@ -155,7 +181,9 @@ def main() -> None:
         raise SystemExit(f"BACKEND={backend}: use one of {', '.join(REFERENCES)}")
     if backend == "jax" and os.environ.get("XLA", "0") == "1":
         raise SystemExit("XLA=1 is for the TensorFlow backend (JAX always compiles the step)")
-    reference = REFERENCE_DIR / REFERENCES[backend]
+    if pair == "dcgan64" and backend != "jax":
+        raise SystemExit("PAIR=dcgan64 has a JAX reference only: run it with BACKEND=jax")
+    reference = REFERENCE_64 if pair == "dcgan64" else REFERENCE_DIR / REFERENCES[backend]
     env = dict(os.environ, BATCH=str(batch), STEPS=str(steps), TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend)
     if not reference.is_file():
         raise SystemExit(f"reference program not found at {reference} (set GANLAB_REFERENCE_DIR)")
@@ -163,12 +191,17 @@ def main() -> None:
     for p, xla in variants:
         results[f"ganlab {p}{' xla' if xla else ''}"] = []
     machine = machine_description()
-    print(f"measured on {machine}, Keras backend {backend}", flush=True)
+    print(f"measured on {machine}, Keras backend {backend}, pair {pair}", flush=True)
     for r in range(rounds):
-        results["reference float32"].append(_run([sys.executable, str(reference)], env, reference.stem))
+        params: dict[str, str] = {}
+        results["reference float32"].append(_run([sys.executable, str(reference)], env, reference.stem, params))
         for p, xla in variants:
-            cmd = [sys.executable, __file__, "--child", p, str(int(xla)), str(batch), str(steps)]
-            results[f"ganlab {p}{' xla' if xla else ''}"].append(_run(cmd, env, "ganlab"))
+            cmd = [sys.executable, __file__, "--child", p, str(int(xla)), str(batch), str(steps), pair]
+            results[f"ganlab {p}{' xla' if xla else ''}"].append(_run(cmd, env, "ganlab", params))
+        # The shared 28x28 references print no counts; ganlab's own 64x64 one does, and must match.
+        if pair == "dcgan64" and params.get(reference.stem, "?") != params.get("ganlab"):
+            raise SystemExit(f"the pair is not the same networks: reference {params.get(reference.stem)}, "
+                             f"ganlab {params.get('ganlab')}")
         print(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()), flush=True)
     # Shared machines drift between runs: the ratio within a round (runs seconds apart) is the
     # figure to trust; its median over rounds, and the ratio of the best runs, are printed.
@@ -181,11 +214,11 @@ def main() -> None:
                          "ratio_of_best": max(values) / max(refs)}
         print(f"  {name:28s} median {summary[name]['median']:7.1f}  best {max(values):7.1f}  "
               f"ratio to reference float32: median per round {paired:.2f}x, best/best {summary[name]['ratio_of_best']:.2f}x")
-    print(json.dumps({"machine": machine, "backend": backend, "batch": batch, "steps": steps, "rounds": rounds, "runs": results, "summary": summary}))
+    print(json.dumps({"machine": machine, "backend": backend, "pair": pair, "batch": batch, "steps": steps, "rounds": rounds, "runs": results, "summary": summary}))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        ganlab_child(sys.argv[2], sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5]))
+        ganlab_child(sys.argv[2], sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     else:
         main()

@@ -12,8 +12,10 @@ so that one failing stage still leaves the others' figures:
    queue is empty, then read back with ``ganlab compare --json``: status, FD,
    wall time of each run, and the GPU's utilisation and memory while it ran.
 3. **training speed**: ``benchmarks/bench_training.py`` with ``BACKEND=jax``,
-   float32 and mixed_bfloat16 against the hand-written JAX step
-   (``reference_dcgan_jax.py``) in the same run.
+   float32 and mixed_bfloat16 against a hand-written JAX step in the same run,
+   for two pairs: the tutorial's 28x28 DCGAN (``reference_dcgan_jax.py``) and
+   the DCGAN paper's 64x64 networks (``PAIR=dcgan64``: the built-in ``dcgan``
+   against ``benchmarks/reference_dcgan64_jax.py``).
 4. **packed seeds**: ``benchmarks/bench_pack.py``, packs of K = 1, 8, 32 seeds
    of the demo's model at 32x32 in one compiled step, against one run alone.
 5. **several runs per GPU**: the demo sweep again with ``worker --per-gpu 4``
@@ -67,6 +69,7 @@ class Sizes:
     sweep_timeout_s: int
     bench_timeout_s: int
     pack_env: dict[str, str] = field(default_factory=dict)
+    bench64_env: dict[str, str] = field(default_factory=dict)
 
 
 # The demo's own settings (ganlab/cli/demo_cmd.py): 16x16 digits, dcgan with 32 base filters.
@@ -75,13 +78,16 @@ GPU = Sizes(losses=LOSSES, steps=600, batch=64,
                         "eval_samples=500"),
             bench_env={"BATCH": "256", "STEPS": "50", "ROUNDS": "3", "PRECISIONS": "float32,mixed_bfloat16"},
             sweep_timeout_s=420, bench_timeout_s=300,
-            pack_env={"KS": "1,8,32", "SIZES": "32", "BATCH": "64", "FILTERS": "32", "STEPS": "30", "WARMUP": "5"})
+            pack_env={"KS": "1,8,32", "SIZES": "32", "BATCH": "64", "FILTERS": "32", "STEPS": "30", "WARMUP": "5"},
+            bench64_env={"BATCH": "128", "STEPS": "30", "ROUNDS": "3", "PRECISIONS": "float32,mixed_bfloat16"})
 CPU = Sizes(losses=LOSSES[:1], steps=6, batch=16,
             sweep_sets=("size=16", "base_filters=8", "eval_every=6", "checkpoint_every=6", "sample_every=6",
                         "eval_samples=64"),
             bench_env={"BATCH": "16", "STEPS": "2", "ROUNDS": "1", "PRECISIONS": "float32"},
             sweep_timeout_s=600, bench_timeout_s=600,
-            pack_env={"KS": "2", "SIZES": "16", "BATCH": "16", "FILTERS": "8", "STEPS": "2", "WARMUP": "1"})
+            pack_env={"KS": "2", "SIZES": "16", "BATCH": "16", "FILTERS": "8", "STEPS": "2", "WARMUP": "1",
+                      "WIDE": "0"},
+            bench64_env={"BATCH": "2", "STEPS": "1", "ROUNDS": "1", "PRECISIONS": "float32"})
 #: Experiments at once on the GPU in the --per-gpu stage (the demo's three losses all fit at once).
 PER_GPU = "4"
 
@@ -200,16 +206,16 @@ def demo_sweep(work: Path, sizes: Sizes, gpus: str, per_gpu: str = "1") -> dict[
     return result
 
 
-def training_speed(work: Path, sizes: Sizes) -> dict[str, Any]:
-    """bench_training.py on the JAX backend: ganlab's images/s against the hand-written JAX step."""
-    env = dict(_env(), BACKEND="jax", **sizes.bench_env)
+def training_speed(work: Path, sizes: Sizes, pair: str = "tutorial") -> dict[str, Any]:
+    """bench_training.py on the JAX backend: ganlab's images/s against the hand-written JAX step of ``pair``."""
+    env = dict(_env(), BACKEND="jax", PAIR=pair, **(sizes.bench64_env if pair == "dcgan64" else sizes.bench_env))
     with GpuSampler() as gpu:
         proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_training.py")], cwd=work, env=env,
                               capture_output=True, text=True, timeout=sizes.bench_timeout_s)
     if proc.returncode != 0:
         raise RuntimeError(f"bench_training.py failed: {(proc.stdout + proc.stderr).strip()[-3000:]}")
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"batch": figures["batch"], "steps": figures["steps"], "rounds": figures["rounds"],
+    return {"pair": pair, "batch": figures["batch"], "steps": figures["steps"], "rounds": figures["rounds"],
             "summary": figures["summary"], "gpu": gpu.summary(), "ok": True}
 
 
@@ -276,9 +282,11 @@ class Report:
                 lines.append(f"| {r['name']} | {r['status']} | {r['step']} | {_num(r['fd'])} | {_num(r['fd_floor'])} "
                              f"| {_num(r['wall_s'])} |")
             lines += ["", f"Whole sweep {sweep['wall_s']:.0f} s; GPU while it ran: {_gpu_text(sweep['gpu'])}", ""]
-        speed = self.stages.get("training_speed", {})
-        if "summary" in speed:
-            lines += [f"## Training speed (batch {speed['batch']}, {speed['steps']} timed steps, "
+        for key, title in (("training_speed", "tutorial 28x28"), ("training_speed_64", "DCGAN 64x64")):
+            speed = self.stages.get(key, {})
+            if "summary" not in speed:
+                continue
+            lines += [f"## Training speed, {title} (batch {speed['batch']}, {speed['steps']} timed steps, "
                       f"{speed['rounds']} rounds, images/s)", "", "| run | median | best | ratio to reference |",
                       "|---|---|---|---|"]
             for name, s in speed["summary"].items():
@@ -287,9 +295,11 @@ class Report:
         pack = self.stages.get("pack_speed", {})
         if "table" in pack:
             lines += [f"## Packed seeds (batch {pack['batch']} per seed, {pack['steps']} timed steps, images/s)", "",
-                      "| size | K | alone | pack | ratio |", "|---|---|---|---|---|"]
+                      "| size | K | alone | pack | ratio | one run at batch K x B | ceiling |",
+                      "|---|---|---|---|---|---|---|"]
             for r in pack["table"]:
-                lines.append(f"| {r['size']} | {r['k']} | {r['alone']:.0f} | {r['pack']:.0f} | {r['ratio']:.2f}x |")
+                wide = f"{r['wide']:.0f} | {r['ceiling']:.2f}x" if "wide" in r else "- | -"
+                lines.append(f"| {r['size']} | {r['k']} | {r['alone']:.0f} | {r['pack']:.0f} | {r['ratio']:.2f}x | {wide} |")
             lines += ["", f"GPU while it ran: {_gpu_text(pack['gpu'])}", ""]
         shared = self.stages.get("per_gpu", {})
         if "runs" in shared:
@@ -337,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             report.stage("demo_sweep", demo_sweep, work, sizes, gpus)
             report.stage("training_speed", training_speed, work, sizes)
+            report.stage("training_speed_64", training_speed, work, sizes, "dcgan64")
             report.stage("pack_speed", pack_speed, work, sizes)
             report.stage("per_gpu", per_gpu_sweep, work, sizes, gpus)
     (out / "gpu_check.json").write_text(json.dumps({"mode": report.mode, "ok": report.ok, **report.stages}, indent=2))
