@@ -130,6 +130,7 @@ def ganlab_child(precision: str, xla: bool, batch: int, steps: int, pair: str = 
         sets = {
             "steps": total, "batch_size": batch, "latent_dim": NOISE, "dataset.size": 28,
             "lr_g": 1e-4, "lr_d": 1e-4, "beta_1": 0.9, "beta_2": 0.999,  # keras.optimizers.Adam(1e-4), as the reference
+            "ema": 0.0,  # the hand-written references keep no EMA copy
             "precision": precision, "jit_compile": xla, "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             "log_every": LOG_EVERY, "checkpoint_every": LOG_EVERY + max(steps // 2, 1),  # one checkpoint inside the window
             "sample_every": total, "eval_every": total, "eval_samples": 100,

@@ -295,10 +295,10 @@ class Report:
         pack = self.stages.get("pack_speed", {})
         if "table" in pack:
             lines += [f"## Packed seeds (batch {pack['batch']} per seed, {pack['steps']} timed steps, images/s)", "",
-                      "| size | K | alone | pack | ratio | one run at batch K x B | ceiling |",
+                      "| size | K | alone | pack | ratio | one run at batch K x B | wide / alone |",
                       "|---|---|---|---|---|---|---|"]
             for r in pack["table"]:
-                wide = f"{r['wide']:.0f} | {r['ceiling']:.2f}x" if "wide" in r else "- | -"
+                wide = f"{r['wide']:.0f} | {r['wide_ratio']:.2f}x" if "wide" in r else "- | -"
                 lines.append(f"| {r['size']} | {r['k']} | {r['alone']:.0f} | {r['pack']:.0f} | {r['ratio']:.2f}x | {wide} |")
             lines += ["", f"GPU while it ran: {_gpu_text(pack['gpu'])}", ""]
         shared = self.stages.get("per_gpu", {})
