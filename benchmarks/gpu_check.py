@@ -22,7 +22,10 @@ so that one failing stage still leaves the others' figures:
    (on ``--cpu``: the worker must refuse the option in one line).
 
 The figures go to ``gpu_check.json`` and ``gpu_check.md`` in ``--out`` (default
-``$OUT`` where the device tool sets it, else ``gpu_check_out``). ``--cpu`` runs
+``$OUT`` where the device tool sets it, else ``gpu_check_out``), rewritten
+after every stage, so a check cut off by a time limit keeps the stages it
+finished. ``--stages`` runs some stages only (after the environment probe),
+for a machine that allows only a few minutes per command. ``--cpu`` runs
 the same stages on the CPU at tiny sizes in a minute or two: the suite runs it
 (tests/test_gpu_check.py) so the script is known to work before a GPU is lent.
 
@@ -88,6 +91,8 @@ CPU = Sizes(losses=LOSSES[:1], steps=6, batch=16,
             pack_env={"KS": "2", "SIZES": "16", "BATCH": "16", "FILTERS": "8", "STEPS": "2", "WARMUP": "1",
                       "WIDE": "0"},
             bench64_env={"BATCH": "2", "STEPS": "1", "ROUNDS": "1", "PRECISIONS": "float32"})
+#: The stages after the environment probe, in the order they run (``--stages`` picks some).
+STAGES = ("demo_sweep", "training_speed", "training_speed_64", "pack_speed", "per_gpu")
 #: Experiments at once on the GPU in the --per-gpu stage (the demo's three losses all fit at once).
 PER_GPU = "4"
 
@@ -249,6 +254,7 @@ def pack_speed(work: Path, sizes: Sizes) -> dict[str, Any]:
 @dataclass
 class Report:
     mode: str
+    out: Path | None = None
     stages: dict[str, Any] = field(default_factory=dict)
 
     def stage(self, name: str, fn: Any, *args: Any) -> None:
@@ -262,6 +268,14 @@ class Report:
         result["stage_s"] = round(time.monotonic() - started, 1)
         self.stages[name] = result
         print(f"[{name}] {'ok' if result['ok'] else 'FAILED'} in {result['stage_s']:.0f} s", flush=True)
+        self.write()
+
+    def write(self) -> None:
+        """The report so far: written after every stage, so a check cut off by a time limit keeps what it measured."""
+        if self.out is None:
+            return
+        (self.out / "gpu_check.json").write_text(json.dumps({"mode": self.mode, "ok": self.ok, **self.stages}, indent=2))
+        (self.out / "gpu_check.md").write_text(self.markdown())
 
     @property
     def ok(self) -> bool:
@@ -332,11 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run every stage on the CPU at tiny sizes (a self-test)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out", help="folder for the report")
     parser.add_argument("--keep", help="work in this new folder and keep it (runs, logs, database)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated stages to run after the environment probe (default all: {','.join(STAGES)})")
     args = parser.parse_args(argv)
+    chosen = [s for s in args.stages.split(",") if s]
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        parser.error(f"unknown stage {unknown[0]!r}; choose from {', '.join(STAGES)}")
     sizes, gpus = (CPU, "none") if args.cpu else (GPU, "0")
-    report = Report(mode="cpu self-test" if args.cpu else "gpu")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    report = Report(mode="cpu self-test" if args.cpu else "gpu", out=out)
     if args.keep:
         Path(args.keep).mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="ganlab-gpu-check-") as tmp:
@@ -345,15 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.cpu and report.stages["environment"].get("platform") not in ("gpu", "cuda"):
             report.stages["environment"].update(ok=False, error="JAX sees no GPU; run with --cpu for the self-test")
         else:
-            report.stage("demo_sweep", demo_sweep, work, sizes, gpus)
-            report.stage("training_speed", training_speed, work, sizes)
-            report.stage("training_speed_64", training_speed, work, sizes, "dcgan64")
-            report.stage("pack_speed", pack_speed, work, sizes)
-            report.stage("per_gpu", per_gpu_sweep, work, sizes, gpus)
-    (out / "gpu_check.json").write_text(json.dumps({"mode": report.mode, "ok": report.ok, **report.stages}, indent=2))
-    text = report.markdown()
-    (out / "gpu_check.md").write_text(text)
-    print(text)
+            runs = {"demo_sweep": (demo_sweep, work, sizes, gpus), "training_speed": (training_speed, work, sizes),
+                    "training_speed_64": (training_speed, work, sizes, "dcgan64"), "pack_speed": (pack_speed, work, sizes),
+                    "per_gpu": (per_gpu_sweep, work, sizes, gpus)}
+            for name in STAGES:
+                if name in chosen:
+                    report.stage(name, *runs[name])
+    report.write()
+    print(report.markdown())
     return 0 if report.ok else 1
 
 

@@ -61,3 +61,25 @@ def test_the_gpu_check_runs_every_stage_on_jax_without_tensorflow(tmp_path):
     # probe ("<string>", python -c) asks on purpose, to report whether it is there.
     askers = {line.split("\t")[2] for line in asked.read_text().splitlines()} - {"<string>"} if asked.exists() else set()
     assert all(a.endswith(os.path.join("keras", "src", "utils", "module_utils.py")) for a in askers), askers
+
+
+def test_an_unknown_stage_is_refused_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu", "--stages", "demo_sweep,warp",
+                           "--out", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "unknown stage 'warp'; choose from demo_sweep, training_speed" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out" / "gpu_check.json").exists()
+
+
+@pytest.mark.skipif(not (REFERENCE_DIR / "reference_dcgan_jax.py").is_file(),
+                    reason="the hand-written JAX reference (../shared/bench) is not beside this checkout")
+def test_chosen_stages_run_alone_and_the_report_is_written_as_they_end(tmp_path):
+    pytest.importorskip("jax")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu", "--stages", "per_gpu",
+                           "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert proc.returncode == 0 and report["ok"], proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert set(report) == {"mode", "ok", "environment", "per_gpu"}
+    assert report["per_gpu"]["refused_on_cpu"] is True
