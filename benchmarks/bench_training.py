@@ -111,6 +111,7 @@ def ganlab_child(precision: str, xla: bool, batch: int, steps: int, pair: str = 
     """Train with ganlab in this process and print ``ganlab images_per_s X``."""
     from ganlab.config import Resolver
     from ganlab.registry import Registry
+    from ganlab.specs import BuildContext
     from ganlab.training import BaseReporter, train
 
     class Clock(BaseReporter):
@@ -145,8 +146,6 @@ def ganlab_child(precision: str, xla: bool, batch: int, steps: int, pair: str = 
             raise SystemExit(f"ganlab run {result.status}: {result.error}\n{result.traceback or ''}")
         (s0, t0), (s1, t1) = clock.marks[0], clock.marks[-1]
         print(f"ganlab images_per_s {(s1 - s0) * batch / (t1 - t0):.1f} step_ms {1000 * (t1 - t0) / (s1 - s0):.1f}")
-        from ganlab.specs import BuildContext
-
         # The pair is only a fair comparison if both sides train the same networks: main() checks these counts.
         size = 64 if pair == "dcgan64" else 28
         ctx = BuildContext(image_shape=(size, size, 1), num_classes=None, latent_dim=NOISE, hparams=dict(config.arch_params))
