@@ -269,10 +269,13 @@ def test_fd_and_kid_as_metric_plugins_keep_the_numbers_of_before(digits, tmp_pat
     rng = np.random.default_rng(7)
     base = digits.images[rng.choice(len(digits.images), 1000)] / 127.5 - 1
     fake = np.clip(base + rng.normal(0, 0.3, base.shape), -1, 1)
+    # The feature network's float32 kernels differ in their last bits between CPUs (AVX2 against AVX-512:
+    # 7e-7 relative on the floor's FD); a change in how the metrics are computed moves them far more.
+    tolerance = 1e-5
     assert ev.floor() == pytest.approx(
-        {"fd": 0.1757627983738601, "kid": -0.006261507387108231, "kid_std": 0.0030227738636938394}, rel=1e-9)
+        {"fd": 0.1757627983738601, "kid": -0.006261507387108231, "kid_std": 0.0030227738636938394}, rel=tolerance)
     assert ev.evaluate(fake) == pytest.approx(
-        {"fd": 0.7068987634139248, "kid": 0.09176032941197373, "kid_std": 0.007442762162528831}, rel=1e-9)
+        {"fd": 0.7068987634139248, "kid": 0.09176032941197373, "kid_std": 0.007442762162528831}, rel=tolerance)
 
 
 def test_a_suite_extracts_once_per_backbone_and_cards_every_metric(digits, tmp_path):
