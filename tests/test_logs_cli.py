@@ -179,9 +179,12 @@ def test_follow_prints_lines_as_they_come_and_ctrl_c_leaves_cleanly(tmp_path: Pa
         claim = q.claim("w", lease_s=600)
         assert claim is not None
         q.set_run_dir(claim.id, claim.token, str(run_dir))
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so would
+    # this child (Python then installs no KeyboardInterrupt handler): give it Ctrl-C as a terminal would.
     follow = subprocess.Popen([sys.executable, "-m", "ganlab", "logs", "--db", url, str(exp_id), "-f"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                              env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+                              env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert _read_line(follow) == "first\n"
         with open(log, "a") as fh:
