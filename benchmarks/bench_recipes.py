@@ -38,11 +38,16 @@ RECIPES: dict[str, list[str]] = {
     "defaults": [],
     "no-ema": ["--set", "ema=0"],
     "small-data": ["--preset", "small-data"],
+    "hinge": ["--loss", "hinge"],
     "wgan-gp": ["--loss", "wgan-gp"],
     "r1": ["--set", "r1_gamma=0.1"],
+    "r1-gamma1": ["--set", "r1_gamma=1"],
+    "r1-ada": ["--set", "r1_gamma=0.1", "--augment", "ada"],
+    "r1-lr-4e-4": ["--set", "r1_gamma=0.1", "--set", "lr_g=4e-4", "--set", "lr_d=4e-4"],  # = small-data since 2026-12-04
     "ada": ["--augment", "ada"],
     "diffaugment": ["--augment", "diffaugment"],
     "lr-1e-4": ["--set", "lr_g=1e-4", "--set", "lr_d=1e-4"],
+    "lr-4e-4": ["--set", "lr_g=4e-4", "--set", "lr_d=4e-4"],
     "ttur": ["--set", "lr_g=1e-4", "--set", "lr_d=4e-4"],
 }
 

@@ -38,9 +38,10 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in (
         Preset(
             "small-data",
-            "hinge loss with its Adam settings (1e-4 / 4e-4, betas 0 / 0.9): the lowest FD on the bundled digits "
-            "for short runs (600 steps); from about 1,500 steps the defaults do better",
-            loss="hinge",
+            "the R1 penalty (gamma 0.1) with Adam at 4e-4 for both networks, non-saturating loss: the lowest best FD "
+            "on the bundled digits 32x32 at 2,500 steps; R1 costs a second gradient pass through D on the real images",
+            loss="non-saturating",
+            sets={"loss.r1_gamma": 0.1, "train.lr_g": 4e-4, "train.lr_d": 4e-4},
         ),
     )
 }
@@ -73,7 +74,11 @@ def merge_preset(preset: Preset, *, loss_given: bool, augment_given: bool,
                  sets: Mapping[str, tuple[Any, ...]]) -> PresetChoice:
     """The preset's choices under the user's: a plugin option or a setting the user gave (any spelling) wins."""
     given = {_bare(k) for k in sets}
-    merged: dict[str, tuple[Any, ...]] = {k: (v,) for k, v in preset.sets.items() if _bare(k) not in given}
+    # A preset's loss.* and augment.* settings are parameters of its own loss and augmentation: with the user's
+    # plugin in their place they would name parameters that plugin may not have.
+    replaced = {section for section, taken in (("loss", loss_given), ("augment", augment_given)) if taken}
+    merged: dict[str, tuple[Any, ...]] = {k: (v,) for k, v in preset.sets.items()
+                                          if _bare(k) not in given and k.partition(".")[0] not in replaced}
     merged.update(sets)
     return PresetChoice(None if loss_given else preset.loss, None if augment_given else preset.augment, merged)
 

@@ -42,18 +42,18 @@ def augment(config: dict) -> str:
     return config.get("augment", {}).get("name", "none")  # a config without augmentation stores no section
 
 
-def test_small_data_is_stored_as_the_hinge_loss_with_its_adam_settings_and_shown_by_queue_show(tmp_path: Path) -> None:
+def test_small_data_is_stored_as_r1_with_adam_at_4e_4_and_shown_by_queue_show(tmp_path: Path) -> None:
     db = tmp_path / "q.db"
     add(db, "--preset", "small-data")
     config = stored(db)[0]
-    assert config["loss"]["name"] == "hinge"
-    assert (config["train"]["lr_g"], config["train"]["lr_d"], config["train"]["beta_1"]) == (1e-4, 4e-4, 0.0)
+    assert config["loss"]["name"] == "non-saturating" and config["loss"]["params"]["r1_gamma"] == 0.1
+    assert (config["train"]["lr_g"], config["train"]["lr_d"], config["train"]["beta_1"]) == (4e-4, 4e-4, 0.5)
     shown = ganlab(db, "queue", "show", "1").output
-    for line in ("loss = hinge", "train.lr_d = 0.0004", "train.beta_1 = 0.0", "train.beta_2 = 0.9"):
+    for line in ("loss = non-saturating", "loss.r1_gamma = 0.1", "train.lr_g = 0.0004", "train.lr_d = 0.0004"):
         assert line in shown, line
 
     # The preset is a shorthand, not a new kind of experiment: spelled out, it is the same config.
-    again = add(db, "--loss", "hinge")
+    again = add(db, "--set", "r1_gamma=0.1", "--set", "lr_g=4e-4", "--set", "lr_d=4e-4")
     assert "same config as experiment 1" in again.output and len(stored(db)) == 1
 
 
@@ -80,6 +80,8 @@ def test_options_given_with_a_preset_win_over_it_under_any_spelling(tmp_path: Pa
     add(db, "--preset", "small-data", "--loss", "wgan-gp", "--set", "lr_d=2e-4")
     config = stored(db)[0]
     assert (config["loss"]["name"], config["train"]["lr_d"], config["train"]["n_critic"]) == ("wgan-gp", 2e-4, 5)
+    # The preset's R1 weight belongs to its loss: with the user's loss in its place it is dropped, not refused.
+    assert "r1_gamma" not in config["loss"]["params"] and config["train"]["lr_g"] == 4e-4
     add(db, "--preset", recipe, "--set", "ema=0.99", "--set", "augment.cutout=0.5")
     config = stored(db)[1]
     assert (config["train"]["ema"], config["augment"]["params"]["cutout"]) == (0.99, 0.5)
@@ -92,7 +94,8 @@ def test_options_given_with_a_preset_win_over_it_under_any_spelling(tmp_path: Pa
 def test_train_resolves_the_same_preset() -> None:
     registry = load_plugins(None)
     config = single_config(registry, ExperimentOptions(preset="small-data", steps=5))
-    assert config.loss == "hinge" and config.train["lr_d"] == 4e-4 and config.train["steps"] == 5
+    assert config.loss == "non-saturating" and config.loss_params["r1_gamma"] == 0.1
+    assert config.train["lr_d"] == 4e-4 and config.train["steps"] == 5
 
 
 def test_every_preset_resolves_and_is_documented() -> None:
