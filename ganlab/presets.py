@@ -70,17 +70,22 @@ class PresetChoice:
     sets: dict[str, tuple[Any, ...]]
 
 
-def merge_preset(preset: Preset, *, loss_given: bool, augment_given: bool,
+def merge_preset(preset: Preset, *, losses: tuple[str, ...] | None, augments: tuple[str, ...] | None,
                  sets: Mapping[str, tuple[Any, ...]]) -> PresetChoice:
-    """The preset's choices under the user's: a plugin option or a setting the user gave (any spelling) wins."""
+    """The preset's choices under the user's: a plugin option or a setting the user gave (any spelling) wins.
+
+    ``losses`` and ``augments`` are the plugin names the user gave (``None``: not given).
+    """
     given = {_bare(k) for k in sets}
-    # A preset's loss.* and augment.* settings are parameters of its own loss and augmentation: with the user's
-    # plugin in their place they would name parameters that plugin may not have.
-    replaced = {section for section, taken in (("loss", loss_given), ("augment", augment_given)) if taken}
+    # A preset's loss.* and augment.* settings are parameters of its own loss and augmentation: with another
+    # plugin in their place they would name parameters that plugin may not have. Naming the preset's own plugin
+    # again replaces nothing.
+    replaced = {section for section, names, own in (("loss", losses, preset.loss), ("augment", augments, preset.augment))
+                if names is not None and tuple(names) != (own,)}
     merged: dict[str, tuple[Any, ...]] = {k: (v,) for k, v in preset.sets.items()
                                           if _bare(k) not in given and k.partition(".")[0] not in replaced}
     merged.update(sets)
-    return PresetChoice(None if loss_given else preset.loss, None if augment_given else preset.augment, merged)
-
+    return PresetChoice(None if losses is not None else preset.loss, None if augments is not None else preset.augment,
+                        merged)
 
 __all__ = ["PRESETS", "Preset", "PresetChoice", "get_preset", "merge_preset"]

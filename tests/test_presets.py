@@ -91,6 +91,18 @@ def test_options_given_with_a_preset_win_over_it_under_any_spelling(tmp_path: Pa
         ("diffaugment", 1e-4, 0.999), ("diffaugment", 2e-4, 0.999)]
 
 
+def test_naming_the_presets_own_plugin_again_keeps_its_settings(tmp_path: Path, recipe: str) -> None:
+    db = tmp_path / "q.db"
+    add(db, "--preset", "small-data")
+    again = add(db, "--preset", "small-data", "--loss", "non-saturating")
+    assert "same config as experiment 1" in again.output and len(stored(db)) == 1
+    add(db, "--preset", recipe, "--augment", "diffaugment")
+    add(db, "--preset", recipe, "--augment", "ada")  # another augmentation: the preset's cutout is not its to take
+    kept, other = stored(db)[1:]
+    assert kept["augment"]["params"]["cutout"] == 0.25
+    assert augment(other) == "ada" and "cutout" not in other["augment"]["params"]
+
+
 def test_train_resolves_the_same_preset() -> None:
     registry = load_plugins(None)
     config = single_config(registry, ExperimentOptions(preset="small-data", steps=5))

@@ -75,8 +75,8 @@ class ExperimentOptions:
         augments = names("--augment", self.augment, DEFAULT_AUGMENT)
         sets = self.settings(lists=lists)
         if self.preset is not None:
-            choice = merge_preset(get_preset(self.preset), loss_given=self.loss is not None,
-                                  augment_given=self.augment is not None, sets=sets)
+            choice = merge_preset(get_preset(self.preset), losses=losses if self.loss is not None else None,
+                                  augments=augments if self.augment is not None else None, sets=sets)
             losses = (choice.loss,) if choice.loss else losses
             augments = (choice.augment,) if choice.augment else augments
             sets = choice.sets
